@@ -1,0 +1,251 @@
+//! The `sled` index: hearings (with their events and per-track totals), segments,
+//! users and login tokens. Everything about hearings here is derived from the
+//! manifests by [`HearingDoc::apply`], so `courtrec check --repair` can rebuild it from
+//! the files, which stay the source of truth.
+
+use super::records::*;
+use crate::error::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HearingState {
+    /// Created, not yet opened.
+    Scheduled,
+    /// Open and recording.
+    Open,
+    /// Interrupted by a recess (not recording).
+    Recess,
+    Closed,
+}
+
+impl HearingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HearingState::Scheduled => "scheduled",
+            HearingState::Open => "open",
+            HearingState::Recess => "recess",
+            HearingState::Closed => "closed",
+        }
+    }
+}
+
+/// Totals of one track, for listings and checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackStats {
+    pub segments: u64,
+    pub bytes: u64,
+    pub duration_ns: u64,
+    pub last_seq: u64,
+    /// End of the last segment on the media timeline.
+    pub media_end_ns: i64,
+}
+
+/// A hearing as the index holds it: metadata, state, events and track totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HearingDoc {
+    pub id: String,
+    pub meta: HearingMeta,
+    pub created_at: String,
+    pub state: HearingState,
+    pub events: Vec<EventRecord>,
+    pub track_stats: BTreeMap<String, TrackStats>,
+    /// Number of manifest entries applied (to compare with the file).
+    pub manifest_entries: u64,
+}
+
+impl HearingDoc {
+    /// Starts a doc from the `created` event (the first manifest record).
+    pub fn from_created(ev: &EventRecord) -> Result<HearingDoc> {
+        let meta = match (ev.kind, &ev.meta) {
+            (EventKind::Created, Some(m)) => m.clone(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    format!("hearing {}: first manifest record is not a `created` event", ev.hearing_id),
+                ));
+            }
+        };
+        Ok(HearingDoc {
+            id: ev.hearing_id.clone(),
+            meta,
+            created_at: ev.wall_time.clone(),
+            state: HearingState::Scheduled,
+            events: vec![ev.clone()],
+            track_stats: BTreeMap::new(),
+            manifest_entries: 1,
+        })
+    }
+
+    /// Applies one more manifest record. The state follows the lifecycle events; the
+    /// lifecycle code has already refused invalid transitions before writing them.
+    pub fn apply(&mut self, rec: &Record) {
+        self.manifest_entries += 1;
+        match rec {
+            Record::Event(ev) => {
+                match ev.kind {
+                    EventKind::Open | EventKind::Resume => self.state = HearingState::Open,
+                    EventKind::Recess => self.state = HearingState::Recess,
+                    EventKind::Close => self.state = HearingState::Closed,
+                    _ => {}
+                }
+                self.events.push(ev.clone());
+            }
+            Record::Segment(s) => {
+                let t = self.track_stats.entry(s.track.clone()).or_default();
+                t.segments += 1;
+                t.bytes += s.bytes;
+                t.duration_ns += s.media_duration_ns;
+                t.last_seq = t.last_seq.max(s.seq);
+                t.media_end_ns = t.media_end_ns.max(s.media_start_ns + s.media_duration_ns as i64);
+            }
+        }
+    }
+
+    /// Builds a doc from a whole manifest.
+    pub fn from_entries(entries: &[Entry]) -> Result<HearingDoc> {
+        let Some(Entry { record: Record::Event(first), .. }) = entries.first() else {
+            return Err(Error::new(ErrorKind::Invalid, "manifest has no `created` event"));
+        };
+        let mut doc = HearingDoc::from_created(first)?;
+        for e in &entries[1..] {
+            doc.apply(&e.record);
+        }
+        Ok(doc)
+    }
+}
+
+/// A user account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserDoc {
+    pub name: String,
+    pub role: crate::config::UserRole,
+    pub password_hash: String,
+}
+
+/// A login session, stored under the SHA-256 of its bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenDoc {
+    pub user: String,
+    pub role: crate::config::UserRole,
+    pub expires_unix: i64,
+}
+
+/// The index database.
+#[derive(Clone)]
+pub struct Index {
+    db: sled::Db,
+    hearings: sled::Tree,
+    segments: sled::Tree,
+    users: sled::Tree,
+    tokens: sled::Tree,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::new(ErrorKind::Internal, format!("index encode: {e}")))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("index record unreadable ({e}); run `courtrec check --repair`"),
+        )
+    })
+}
+
+fn segment_key(hearing: &str, track: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(hearing.len() + track.len() + 10);
+    k.extend_from_slice(hearing.as_bytes());
+    k.push(0);
+    k.extend_from_slice(track.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl Index {
+    pub fn open(path: &Path) -> Result<Index> {
+        let db = sled::Config::new().path(path).open().map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot open the index at {} ({e}); is another courtrec running on this data folder?",
+                    path.display()
+                ),
+            )
+        })?;
+        Ok(Index {
+            hearings: db.open_tree("hearings")?,
+            segments: db.open_tree("segments")?,
+            users: db.open_tree("users")?,
+            tokens: db.open_tree("tokens")?,
+            db,
+        })
+    }
+
+    pub fn put_hearing(&self, doc: &HearingDoc) -> Result<()> {
+        self.hearings.insert(doc.id.as_bytes(), to_json(doc)?)?;
+        Ok(())
+    }
+
+    pub fn hearing(&self, id: &str) -> Result<Option<HearingDoc>> {
+        self.hearings.get(id.as_bytes())?.map(|v| from_json(&v)).transpose()
+    }
+
+    pub fn hearings(&self) -> Result<Vec<HearingDoc>> {
+        self.hearings.iter().values().map(|v| from_json(&v?)).collect()
+    }
+
+    pub fn put_segment(&self, s: &SegmentRecord) -> Result<()> {
+        self.segments.insert(segment_key(&s.hearing_id, &s.track, s.seq), to_json(s)?)?;
+        Ok(())
+    }
+
+    /// Segments of a track in order.
+    pub fn segments(&self, hearing: &str, track: &str) -> Result<Vec<SegmentRecord>> {
+        let mut prefix = hearing.as_bytes().to_vec();
+        prefix.push(0);
+        prefix.extend_from_slice(track.as_bytes());
+        prefix.push(0);
+        self.segments.scan_prefix(prefix).values().map(|v| from_json(&v?)).collect()
+    }
+
+    /// Removes every hearing and segment (before a rebuild from the files).
+    pub fn clear_hearings(&self) -> Result<()> {
+        self.hearings.clear()?;
+        self.segments.clear()?;
+        Ok(())
+    }
+
+    pub fn put_user(&self, u: &UserDoc) -> Result<()> {
+        self.users.insert(u.name.as_bytes(), to_json(u)?)?;
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserDoc>> {
+        self.users.get(name.as_bytes())?.map(|v| from_json(&v)).transpose()
+    }
+
+    pub fn put_token(&self, token_sha256: &str, t: &TokenDoc) -> Result<()> {
+        self.tokens.insert(token_sha256.as_bytes(), to_json(t)?)?;
+        Ok(())
+    }
+
+    pub fn token(&self, token_sha256: &str) -> Result<Option<TokenDoc>> {
+        self.tokens.get(token_sha256.as_bytes())?.map(|v| from_json(&v)).transpose()
+    }
+
+    pub fn remove_token(&self, token_sha256: &str) -> Result<()> {
+        self.tokens.remove(token_sha256.as_bytes())?;
+        Ok(())
+    }
+
+    /// Writes everything to disk (at shutdown; sled also flushes on its own timer).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

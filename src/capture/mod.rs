@@ -1,0 +1,243 @@
+//! Capture: every source of the courtroom in one GStreamer pipeline on one clock,
+//! running continuously (so levels and status are live before a hearing opens).
+//! It hands encoded frames to a [`FrameSink`] (the recorder) and publishes the health
+//! and level of each source in [`SourceStatus`].
+//!
+//! This file holds the GStreamer-free interface; `pipeline.rs` builds the pipeline from
+//! the templates in `pipelines/`.
+
+pub mod pipeline;
+
+use crate::archive::records::{TrackInfo, TrackKind};
+use crate::config::Config;
+use crate::recording::tsmux::StreamType;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// One encoded frame. Timestamps are the pipeline's running time when it comes from
+/// capture, and the hearing's media time once the recorder has rebased it.
+pub struct Frame {
+    /// Index of the elementary stream within its track (0 = video or the only stream).
+    pub stream: usize,
+    pub pts_ns: i64,
+    pub dts_ns: Option<i64>,
+    pub duration_ns: u64,
+    pub keyframe: bool,
+    pub data: Box<dyn AsRef<[u8]> + Send>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("stream", &self.stream)
+            .field("pts_ns", &self.pts_ns)
+            .field("keyframe", &self.keyframe)
+            .field("bytes", &(*self.data).as_ref().len())
+            .finish()
+    }
+}
+
+/// Receives encoded frames from capture's streaming threads. Must not block.
+pub trait FrameSink: Send + Sync {
+    fn push(&self, track: usize, frame: Frame);
+}
+
+/// What the recorder may ask of capture.
+pub trait CaptureControl: Send + Sync {
+    /// The pipeline clock's running time now (the timeline frames are stamped on).
+    fn running_time_ns(&self) -> Option<i64>;
+    /// Asks every encoder for a keyframe at the first frame at or after `at_rt_ns`, so
+    /// recording starts there on every track at once.
+    fn request_keyframes(&self, at_rt_ns: i64);
+    /// Text burned into the composite under the time (the case number).
+    fn set_caption(&self, text: &str);
+}
+
+/// A track that capture produces, in the order of its index.
+#[derive(Debug, Clone)]
+pub struct TrackSpec {
+    pub info: TrackInfo,
+    pub streams: Vec<StreamType>,
+}
+
+/// The tracks of a courtroom: one per camera, one per microphone, then the composite.
+pub fn track_specs(cfg: &Config) -> Vec<TrackSpec> {
+    let mut v = Vec::new();
+    for c in cfg.cameras() {
+        v.push(TrackSpec {
+            info: TrackInfo {
+                name: c.id.clone(),
+                kind: TrackKind::Video,
+                role: role_name(c.role),
+                label: c.label.clone(),
+            },
+            streams: vec![StreamType::H264],
+        });
+    }
+    for m in cfg.microphones() {
+        v.push(TrackSpec {
+            info: TrackInfo {
+                name: m.id.clone(),
+                kind: TrackKind::Audio,
+                role: role_name(m.role),
+                label: m.label.clone(),
+            },
+            streams: vec![StreamType::AacAdts],
+        });
+    }
+    v.push(TrackSpec {
+        info: TrackInfo {
+            name: "composite".into(),
+            kind: TrackKind::Composite,
+            role: "composite".into(),
+            label: "Composite".into(),
+        },
+        streams: vec![StreamType::H264, StreamType::AacAdts],
+    });
+    v
+}
+
+fn role_name(r: crate::config::Role) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "other".into())
+}
+
+/// Live health of one source.
+#[derive(Debug, Clone)]
+pub struct SourceState {
+    pub id: String,
+    pub kind: TrackKind,
+    pub role: String,
+    pub label: String,
+    pub last_buffer: Option<Instant>,
+    /// Peak of the last audio block, dBFS (microphones only).
+    pub peak_dbfs: Option<f64>,
+    /// RMS of the last audio block, dBFS (microphones only).
+    pub rms_dbfs: Option<f64>,
+    /// When the peak was last above the silence threshold.
+    pub last_sound: Option<Instant>,
+    /// Last error the source reported (e.g. "connection refused").
+    pub error: Option<String>,
+}
+
+/// Health of all sources, written by capture's streaming threads, read by the API and
+/// the alarm monitor.
+#[derive(Debug)]
+pub struct SourceStatus {
+    pub sources: Mutex<Vec<SourceState>>,
+    pub silence_dbfs: f64,
+}
+
+impl SourceStatus {
+    pub fn new(cfg: &Config) -> SourceStatus {
+        let mut v = Vec::new();
+        for c in cfg.cameras() {
+            v.push(SourceState {
+                id: c.id.clone(),
+                kind: TrackKind::Video,
+                role: role_name(c.role),
+                label: c.label.clone(),
+                last_buffer: None,
+                peak_dbfs: None,
+                rms_dbfs: None,
+                last_sound: None,
+                error: None,
+            });
+        }
+        for m in cfg.microphones() {
+            v.push(SourceState {
+                id: m.id.clone(),
+                kind: TrackKind::Audio,
+                role: role_name(m.role),
+                label: m.label.clone(),
+                last_buffer: None,
+                peak_dbfs: None,
+                rms_dbfs: None,
+                last_sound: None,
+                error: None,
+            });
+        }
+        SourceStatus {
+            sources: Mutex::new(v),
+            silence_dbfs: cfg.alarms.mic_silence_dbfs,
+        }
+    }
+
+    /// Records that source `idx` delivered a buffer now.
+    pub fn saw_buffer(&self, idx: usize) {
+        if let Ok(mut s) = self.sources.lock() {
+            if let Some(src) = s.get_mut(idx) {
+                src.last_buffer = Some(Instant::now());
+                src.error = None;
+            }
+        }
+    }
+
+    /// Records the level of an audio block of source `idx`.
+    pub fn saw_level(&self, idx: usize, peak_dbfs: f64, rms_dbfs: f64) {
+        if let Ok(mut s) = self.sources.lock() {
+            if let Some(src) = s.get_mut(idx) {
+                let now = Instant::now();
+                src.last_buffer = Some(now);
+                src.peak_dbfs = Some(peak_dbfs);
+                src.rms_dbfs = Some(rms_dbfs);
+                if peak_dbfs > self.silence_dbfs {
+                    src.last_sound = Some(now);
+                }
+                src.error = None;
+            }
+        }
+    }
+
+    pub fn set_error(&self, id: &str, err: String) {
+        if let Ok(mut s) = self.sources.lock() {
+            if let Some(src) = s.iter_mut().find(|s| s.id == id) {
+                src.error = Some(err);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<SourceState> {
+        self.sources.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Peak and RMS of signed 16-bit samples, in dBFS (-100 for digital silence).
+pub fn levels_dbfs(samples: &[i16]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (-100.0, -100.0);
+    }
+    let mut peak = 0i32;
+    let mut sum_sq = 0f64;
+    for &s in samples {
+        peak = peak.max((s as i32).abs());
+        sum_sq += (s as f64) * (s as f64);
+    }
+    let to_db = |v: f64| if v <= 0.0 { -100.0 } else { (20.0 * (v / 32768.0).log10()).max(-100.0) };
+    (to_db(peak as f64), to_db((sum_sq / samples.len() as f64).sqrt()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        let (p, r) = levels_dbfs(&[0; 100]);
+        assert_eq!((p, r), (-100.0, -100.0));
+        let full: Vec<i16> = (0..100).map(|i| if i % 2 == 0 { 32767 } else { -32768 }).collect();
+        let (p, r) = levels_dbfs(&full);
+        assert!(p > -0.01 && r > -0.01);
+        let half: Vec<i16> = vec![16384; 10];
+        assert!((levels_dbfs(&half).0 + 6.02).abs() < 0.01);
+    }
+
+    #[test]
+    fn demo_tracks() {
+        let specs = track_specs(&Config::demo());
+        let names: Vec<_> = specs.iter().map(|s| s.info.name.as_str()).collect();
+        assert_eq!(names, ["cam1", "cam2", "cam3", "cam4", "mic1", "mic2", "mic3", "mic4", "composite"]);
+    }
+}

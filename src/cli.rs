@@ -1,0 +1,166 @@
+//! The thin command-line client: `courtrec hearing ...` calls the daemon's HTTP API,
+//! exactly as the console does; and `courtrec check` for the data folder.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Args)]
+pub struct HearingArgs {
+    /// The daemon's address.
+    #[arg(long, env = "COURTREC_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    #[arg(long, env = "COURTREC_USER", default_value = "clerk")]
+    pub user: String,
+    #[arg(long, env = "COURTREC_PASSWORD")]
+    pub password: Option<String>,
+    /// Print the whole JSON answer instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: HearingCmd,
+}
+
+#[derive(Subcommand)]
+pub enum HearingCmd {
+    /// Schedules a hearing; prints its id.
+    Create {
+        #[arg(long)]
+        case_number: String,
+        #[arg(long)]
+        title: String,
+        /// public or non_public
+        #[arg(long, default_value = "public")]
+        visibility: String,
+        /// RFC 3339 time
+        #[arg(long)]
+        scheduled_start: Option<String>,
+    },
+    /// Opens the hearing: recording starts.
+    Open { id: String },
+    /// Interrupts recording with a reason: recess, non_public_evidence or mediation.
+    Recess {
+        id: String,
+        #[arg(long, default_value = "recess")]
+        reason: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    Resume { id: String },
+    Close { id: String },
+    /// Adds a timed note.
+    Mark { id: String, text: String },
+    /// Lists hearings, optionally by (part of) a case number.
+    List {
+        #[arg(long)]
+        case_number: Option<String>,
+    },
+    /// Shows one hearing with its events.
+    Show { id: String },
+}
+
+fn call(client: &reqwest::blocking::Client, method: reqwest::Method, url: &str, token: Option<&str>, body: Option<Value>) -> Result<Value, String> {
+    let mut req = client.request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().map_err(|e| format!("cannot reach courtrec at {url}: {e}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(v)
+    } else {
+        Err(format!("{status}: {}", v.get("message").and_then(Value::as_str).unwrap_or("(no message)")))
+    }
+}
+
+pub fn run(a: HearingArgs) -> Result<(), String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base = format!("{}/api/v1", a.server.trim_end_matches('/'));
+    let password = match a.password {
+        Some(p) => p,
+        None => return Err("give the password with --password or COURTREC_PASSWORD".into()),
+    };
+    let login = call(&client, reqwest::Method::POST, &format!("{base}/login"), None, Some(json!({"username": a.user, "password": password})))?;
+    let token = login.get("token").and_then(Value::as_str).ok_or("login gave no token")?.to_string();
+    let t = Some(token.as_str());
+    use reqwest::Method as M;
+    let v = match &a.cmd {
+        HearingCmd::Create { case_number, title, visibility, scheduled_start } => {
+            let mut body = json!({"case_number": case_number, "title": title, "visibility": visibility});
+            if let Some(s) = scheduled_start {
+                body["scheduled_start"] = json!(s);
+            }
+            call(&client, M::POST, &format!("{base}/hearings"), t, Some(body))?
+        }
+        HearingCmd::Open { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/open"), t, None)?,
+        HearingCmd::Recess { id, reason, note } => call(&client, M::POST, &format!("{base}/hearings/{id}/recess"), t, Some(json!({"reason": reason, "note": note})))?,
+        HearingCmd::Resume { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/resume"), t, None)?,
+        HearingCmd::Close { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/close"), t, None)?,
+        HearingCmd::Mark { id, text } => call(&client, M::POST, &format!("{base}/hearings/{id}/marks"), t, Some(json!({"text": text})))?,
+        HearingCmd::List { case_number } => {
+            let mut url = reqwest::Url::parse(&format!("{base}/hearings")).map_err(|e| e.to_string())?;
+            if let Some(c) = case_number {
+                url.query_pairs_mut().append_pair("case_number", c);
+            }
+            call(&client, M::GET, url.as_str(), t, None)?
+        }
+        HearingCmd::Show { id } => call(&client, M::GET, &format!("{base}/hearings/{id}"), t, None)?,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    let line = |h: &Value| {
+        format!(
+            "{}\t{}\t{}\t{}",
+            h["id"].as_str().unwrap_or(""),
+            h["state"].as_str().unwrap_or(""),
+            h["case_number"].as_str().unwrap_or(""),
+            h["title"].as_str().unwrap_or("")
+        )
+    };
+    match &a.cmd {
+        HearingCmd::List { .. } => {
+            for h in v["hearings"].as_array().into_iter().flatten() {
+                println!("{}", line(h));
+            }
+        }
+        HearingCmd::Show { .. } => {
+            println!("{}", line(&v));
+            for e in v["events"].as_array().into_iter().flatten() {
+                println!("  {}\t{}\t{}", e["wall_time"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""), e["text"].as_str().or(e["reason"].as_str()).unwrap_or(""));
+            }
+        }
+        _ => println!("{}", line(&v)),
+    }
+    Ok(())
+}
+
+/// `courtrec check [--repair]` on a data folder (daemon stopped: the index is locked
+/// while it runs).
+pub fn check(data_dir: &std::path::Path, repair: bool) -> Result<(), String> {
+    let data = crate::archive::DataDir::new(data_dir);
+    let index = crate::archive::index::Index::open(&data.index()).map_err(|e| e.to_string())?;
+    let r = crate::archive::check::check(&data, &index, repair).map_err(|e| e.to_string())?;
+    for p in &r.problems {
+        println!("PROBLEM: {p}");
+    }
+    println!(
+        "checked {} hearing(s), {} segment(s): {} problem(s){}",
+        r.hearings,
+        r.segments,
+        r.problems.len(),
+        if r.repaired { "; index rebuilt from the hearing folders" } else { "" }
+    );
+    if r.problems.is_empty() || r.repaired {
+        Ok(())
+    } else {
+        Err("problems found (run `courtrec check --repair` to rebuild the index from the files)".into())
+    }
+}

@@ -1,0 +1,477 @@
+//! The courtroom's configuration: a TOML file naming the courtroom, its cameras and
+//! microphones, and the limits behind the alarms. See `docs/config.md`.
+//!
+//! Errors name the file, the line and the field, because the person reading them is
+//! court IT at a console, not a developer with a debugger.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A configuration error that points at the file and line it comes from.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {msg}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub msg: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub courtroom: Courtroom,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub recording: Recording,
+    #[serde(default)]
+    pub composite: Composite,
+    #[serde(default)]
+    pub alarms: Alarms,
+    #[serde(default, rename = "camera")]
+    pub cameras: Vec<Spanned<Camera>>,
+    #[serde(default, rename = "microphone")]
+    pub microphones: Vec<Spanned<Microphone>>,
+    /// Users seeded into the index at start-up (password given as an argon2 hash,
+    /// made with `courtrec hash-password`). A configured deployment has no default
+    /// password.
+    #[serde(default, rename = "user")]
+    pub users: Vec<Spanned<UserSeed>>,
+    /// True only for the built-in demo courtroom: seeds demo users with a known password.
+    #[serde(skip)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Courtroom {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub court: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("courtrec-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// Segments are cut at the first keyframe after this much media (at most 2 s when
+    /// the source's keyframe interval is at most 1 s).
+    pub segment_target_ms: u64,
+    /// Longest time written media may stay in the page cache before an fsync. Bounds
+    /// what a power cut can take (the court's limit is 1 s).
+    pub fsync_interval_ms: u64,
+    /// How long a recess or close waits for the last frames already captured before it
+    /// seals each track anyway (a dead source must not hold up a close).
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            segment_target_ms: 2000,
+            fsync_interval_ms: 500,
+            drain_timeout_ms: 3000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Composite {
+    /// Number of panes: 1, 4, 5 (default: judges large) or 6.
+    pub layout: u8,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub audio_bitrate_kbps: u32,
+}
+
+impl Default for Composite {
+    fn default() -> Self {
+        Composite {
+            layout: 5,
+            width: 1280,
+            height: 720,
+            fps: 15,
+            bitrate_kbps: 2000,
+            audio_bitrate_kbps: 96,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alarms {
+    /// A microphone whose peak stays below `mic_silence_dbfs` this long while recording
+    /// raises the "microphone silent" alarm.
+    pub mic_silence_s: u64,
+    pub mic_silence_dbfs: f64,
+    /// Free space below this raises "disk nearly full".
+    pub disk_free_min_bytes: u64,
+    /// A source that delivers nothing for this long is "lost".
+    pub source_lost_ms: u64,
+    /// A scheduled hearing still not opened this long after its start raises an alarm.
+    pub hearing_not_opened_s: u64,
+}
+
+impl Default for Alarms {
+    fn default() -> Self {
+        Alarms {
+            mic_silence_s: 30,
+            mic_silence_dbfs: -60.0,
+            disk_free_min_bytes: 2 << 30,
+            source_lost_ms: 2000,
+            hearing_not_opened_s: 300,
+        }
+    }
+}
+
+/// Who or what a source points at; decides its place in the composite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Judge,
+    Clerk,
+    Plaintiff,
+    Defendant,
+    Witness,
+    Evidence,
+    Overview,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraKind {
+    /// GStreamer's videotestsrc: for demos and tests.
+    Test,
+    /// An IP camera; its H.264 is recorded as it arrives.
+    Rtsp,
+    /// A local capture device.
+    V4l2,
+    /// A media file looped as if it were a live camera.
+    File,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    pub id: String,
+    pub kind: CameraKind,
+    pub role: Role,
+    #[serde(default)]
+    pub label: String,
+    /// `test`: videotestsrc pattern name (smpte, ball, snow, pinwheel, ...).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// `rtsp`: the main (recorded) stream.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `rtsp`: optional low-resolution stream of the same camera for the composite and
+    /// previews, so the box never decodes the full-resolution stream.
+    #[serde(default)]
+    pub preview_url: Option<String>,
+    /// `v4l2`: device node.
+    #[serde(default)]
+    pub device: Option<Spanned<PathBuf>>,
+    /// `file`: the media file to loop.
+    #[serde(default)]
+    pub path: Option<Spanned<PathBuf>>,
+    #[serde(default = "default_cam_width")]
+    pub width: u32,
+    #[serde(default = "default_cam_height")]
+    pub height: u32,
+    #[serde(default = "default_fps")]
+    pub fps: u32,
+    #[serde(default = "default_cam_bitrate")]
+    pub bitrate_kbps: u32,
+}
+
+fn default_cam_width() -> u32 {
+    640
+}
+fn default_cam_height() -> u32 {
+    360
+}
+fn default_fps() -> u32 {
+    15
+}
+fn default_cam_bitrate() -> u32 {
+    600
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MicrophoneKind {
+    /// audiotestsrc: a tone with a beep every second, in step with the cameras' flash.
+    Test,
+    Alsa,
+    Pulse,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Microphone {
+    pub id: String,
+    pub kind: MicrophoneKind,
+    pub role: Role,
+    #[serde(default)]
+    pub label: String,
+    /// `test`: tone frequency.
+    #[serde(default)]
+    pub freq_hz: Option<f64>,
+    /// `alsa`/`pulse`: device name (e.g. `hw:1,0`); the system default if absent.
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default = "default_audio_bitrate")]
+    pub bitrate_kbps: u32,
+}
+
+fn default_audio_bitrate() -> u32 {
+    64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserRole {
+    Clerk,
+    Judge,
+    Admin,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Clerk => "clerk",
+            UserRole::Judge => "judge",
+            UserRole::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    pub name: String,
+    pub role: UserRole,
+    /// An argon2 PHC string, e.g. from `courtrec hash-password`.
+    pub password_hash: String,
+}
+
+/// Converts a byte offset in `text` to a 1-based line number.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn is_safe_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            msg: format!("cannot read config: {e}"),
+        })?;
+        Config::parse(&file, &text, path.parent())
+    }
+
+    /// Parses and validates config text; `base` resolves relative paths.
+    pub fn parse(file: &str, text: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+            msg: e.message().to_string(),
+        })?;
+        let fail = |offset: usize, msg: String| ConfigError {
+            file: file.to_string(),
+            line: line_of(text, offset),
+            msg,
+        };
+        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
+            if cfg.server.data_dir.is_relative() {
+                cfg.server.data_dir = base.join(&cfg.server.data_dir);
+            }
+        }
+        if !is_safe_id(&cfg.courtroom.id) {
+            return Err(fail(
+                text.find("[courtroom]").unwrap_or(0),
+                "field `courtroom.id`: use 1-32 letters, digits, '-' or '_'".into(),
+            ));
+        }
+        if cfg.cameras.is_empty() {
+            return Err(fail(0, "no [[camera]] configured: a courtroom needs at least one".into()));
+        }
+        if cfg.microphones.is_empty() {
+            return Err(fail(
+                0,
+                "no [[microphone]] configured: a courtroom needs at least one".into(),
+            ));
+        }
+        if ![1, 4, 5, 6].contains(&cfg.composite.layout) {
+            return Err(fail(
+                text.find("layout").unwrap_or(0),
+                format!(
+                    "field `composite.layout`: {} panes is not a layout (use 1, 4, 5 or 6)",
+                    cfg.composite.layout
+                ),
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        ids.insert("composite".to_string());
+        for cam in cfg.cameras.iter_mut() {
+            let at = cam.span().start;
+            let c = cam.get_mut();
+            if !is_safe_id(&c.id) {
+                return Err(fail(at, format!("camera field `id`: '{}' must be 1-32 letters, digits, '-' or '_'", c.id)));
+            }
+            if !ids.insert(c.id.clone()) {
+                return Err(fail(at, format!("camera field `id`: '{}' is used twice (or is reserved)", c.id)));
+            }
+            if c.width == 0 || c.height == 0 || c.fps == 0 || c.width % 2 == 1 || c.height % 2 == 1 {
+                return Err(fail(at, format!("camera '{}': width, height and fps must be positive, width and height even", c.id)));
+            }
+            match c.kind {
+                CameraKind::Test => {}
+                CameraKind::Rtsp => {
+                    if !c.url.as_deref().is_some_and(|u| u.starts_with("rtsp://") || u.starts_with("rtsps://")) {
+                        return Err(fail(at, format!("camera '{}' (kind rtsp): field `url` is missing or not an rtsp:// URL", c.id)));
+                    }
+                }
+                CameraKind::V4l2 => match &c.device {
+                    None => return Err(fail(at, format!("camera '{}' (kind v4l2): missing field `device`", c.id))),
+                    Some(d) if !d.get_ref().exists() => {
+                        return Err(fail(d.span().start, format!("camera '{}' field `device`: {} does not exist", c.id, d.get_ref().display())));
+                    }
+                    Some(_) => {}
+                },
+                CameraKind::File => match &mut c.path {
+                    None => return Err(fail(at, format!("camera '{}' (kind file): missing field `path`", c.id))),
+                    Some(p) => {
+                        let span = p.span();
+                        let mut resolved = p.get_ref().clone();
+                        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
+                            if resolved.is_relative() {
+                                resolved = base.join(resolved);
+                            }
+                        }
+                        if !resolved.is_file() {
+                            return Err(fail(span.start, format!("camera '{}' field `path`: {} is not a readable file", c.id, resolved.display())));
+                        }
+                        *p = Spanned::new(span, resolved);
+                    }
+                },
+            }
+        }
+        for mic in cfg.microphones.iter() {
+            let at = mic.span().start;
+            let m = mic.get_ref();
+            if !is_safe_id(&m.id) {
+                return Err(fail(at, format!("microphone field `id`: '{}' must be 1-32 letters, digits, '-' or '_'", m.id)));
+            }
+            if !ids.insert(m.id.clone()) {
+                return Err(fail(at, format!("microphone field `id`: '{}' is used twice (or is reserved)", m.id)));
+            }
+        }
+        for u in cfg.users.iter() {
+            let at = u.span().start;
+            if argon2::PasswordHash::new(&u.get_ref().password_hash).is_err() {
+                return Err(fail(at, format!("user '{}' field `password_hash`: not an argon2 hash (make one with `courtrec hash-password`)", u.get_ref().name)));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The built-in demo courtroom: 4 test cameras, 4 test microphones, seeded demo users.
+    pub fn demo() -> Config {
+        let mut cfg = Config::parse("<built-in demo>", DEMO_CONFIG, None)
+            .unwrap_or_else(|e| panic!("built-in demo config is invalid: {e}"));
+        cfg.demo = true;
+        cfg
+    }
+
+    pub fn cameras(&self) -> impl Iterator<Item = &Camera> {
+        self.cameras.iter().map(|c| c.get_ref())
+    }
+
+    pub fn microphones(&self) -> impl Iterator<Item = &Microphone> {
+        self.microphones.iter().map(|m| m.get_ref())
+    }
+}
+
+/// The demo courtroom, also shipped as `docs/demo.toml` for people to copy.
+pub const DEMO_CONFIG: &str = include_str!("../docs/demo.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let cfg = Config::demo();
+        assert_eq!(cfg.cameras().count(), 4);
+        assert_eq!(cfg.microphones().count(), 4);
+        assert_eq!(cfg.composite.layout, 5);
+    }
+
+    #[test]
+    fn unknown_kind_names_line_and_field() {
+        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\n\n[[camera]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"webcam\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert_eq!(e.file, "x.toml");
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.msg.contains("webcam"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\n[[camera]]\nid = \"c1\"\nkind = \"test\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert!(e.msg.contains("role"), "{e}");
+        assert!(e.line >= 4, "{e}");
+    }
+
+    #[test]
+    fn missing_file_path_is_named_with_line() {
+        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\n[[camera]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"file\"\npath = \"/nonexistent/x.mp4\"\n[[microphone]]\nid = \"m1\"\nrole = \"judge\"\nkind = \"test\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.msg.contains("field `path`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_typos_rejected() {
+        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\n[[camera]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"test\"\n[[microphone]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"test\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert!(e.msg.contains("used twice"), "{e}");
+        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\nnmae = \"typo\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert!(e.msg.contains("nmae"), "{e}");
+        assert_eq!(e.line, 4);
+    }
+}

@@ -1,0 +1,233 @@
+//! Hearing endpoints: create, list, get, open, recess, resume, close, marks.
+
+use super::auth::Caller;
+use super::{blocking, ApiError, ApiJson, AppState};
+use crate::archive::index::HearingDoc;
+use crate::archive::records::{EventRecord, RecessReason};
+use crate::config::UserRole::{Admin, Clerk, Judge};
+use crate::err;
+use crate::recording::hearings::CreateHearing;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// A hearing as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct HearingView {
+    pub id: String,
+    pub case_number: String,
+    pub title: String,
+    pub courtroom: String,
+    pub visibility: crate::archive::records::Visibility,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_start: Option<String>,
+    pub created_at: String,
+    pub state: crate::archive::index::HearingState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// Media recorded on the composite track so far.
+    pub recorded_ms: u64,
+    pub recess_count: usize,
+    pub marks_count: usize,
+    pub tracks: Vec<TrackView>,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrackView {
+    pub name: String,
+    pub kind: crate::archive::records::TrackKind,
+    pub role: String,
+    pub label: String,
+    pub segments: u64,
+    pub duration_ms: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub kind: crate::archive::records::EventKind,
+    pub wall_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_time_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RecessReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_from_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_to_ms: Option<i64>,
+}
+
+impl From<&EventRecord> for EventView {
+    fn from(e: &EventRecord) -> Self {
+        EventView {
+            kind: e.kind,
+            wall_time: e.wall_time.clone(),
+            media_time_ms: e.media_time_ns.map(|t| t / 1_000_000),
+            actor: e.actor.clone(),
+            reason: e.reason,
+            text: e.text.clone(),
+            source: e.source.clone(),
+            gap_from_ms: e.gap_from_ns.map(|t| t / 1_000_000),
+            gap_to_ms: e.gap_to_ns.map(|t| t / 1_000_000),
+        }
+    }
+}
+
+impl From<&HearingDoc> for HearingView {
+    fn from(d: &HearingDoc) -> Self {
+        use crate::archive::records::EventKind as K;
+        let first = |k: K| d.events.iter().find(|e| e.kind == k).map(|e| e.wall_time.clone());
+        HearingView {
+            id: d.id.clone(),
+            case_number: d.meta.case_number.clone(),
+            title: d.meta.title.clone(),
+            courtroom: d.meta.courtroom.clone(),
+            visibility: d.meta.visibility,
+            scheduled_start: d.meta.scheduled_start.clone(),
+            created_at: d.created_at.clone(),
+            state: d.state,
+            opened_at: first(K::Open),
+            closed_at: first(K::Close),
+            recorded_ms: d.track_stats.get("composite").map_or(0, |t| t.duration_ns / 1_000_000),
+            recess_count: d.events.iter().filter(|e| e.kind == K::Recess).count(),
+            marks_count: d.events.iter().filter(|e| e.kind == K::Mark).count(),
+            tracks: d
+                .meta
+                .tracks
+                .iter()
+                .map(|t| {
+                    let s = d.track_stats.get(&t.name).cloned().unwrap_or_default();
+                    TrackView {
+                        name: t.name.clone(),
+                        kind: t.kind,
+                        role: t.role.clone(),
+                        label: t.label.clone(),
+                        segments: s.segments,
+                        duration_ms: s.duration_ns / 1_000_000,
+                        bytes: s.bytes,
+                    }
+                })
+                .collect(),
+            events: d.events.iter().filter(|e| e.kind != K::Created).map(EventView::from).collect(),
+        }
+    }
+}
+
+/// Hearing ids are made by us; anything else cannot name a hearing (and must never
+/// reach the filesystem as a path).
+fn valid_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError(err!(NotFound, "no hearing with id '{id}'")))
+    }
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateHearing>,
+) -> Result<(StatusCode, Json<HearingView>), ApiError> {
+    caller.require(&[Clerk, Admin], "create hearings")?;
+    let h = st.hearings.clone();
+    let doc = blocking(move || h.create(body, &caller.user)).await?;
+    Ok((StatusCode::CREATED, Json(HearingView::from(&doc))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub case_number: Option<String>,
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Clerk, Judge, Admin], "list hearings")?;
+    let docs = st.hearings.list(q.case_number.as_deref())?;
+    let views: Vec<HearingView> = docs.iter().map(HearingView::from).collect();
+    Ok(Json(serde_json::json!({ "hearings": views })))
+}
+
+pub async fn get_one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HearingView>, ApiError> {
+    caller.require(&[Clerk, Judge, Admin], "view hearings")?;
+    valid_id(&id)?;
+    Ok(Json(HearingView::from(&st.hearings.get(&id)?)))
+}
+
+/// Shared shape of the lifecycle endpoints.
+async fn lifecycle(
+    st: AppState,
+    caller: Caller,
+    id: String,
+    action: &'static str,
+    f: impl FnOnce(&crate::recording::hearings::HearingService, &str, &str) -> crate::error::Result<HearingDoc> + Send + 'static,
+) -> Result<Json<HearingView>, ApiError> {
+    caller.require(&[Clerk, Admin], action)?;
+    valid_id(&id)?;
+    let h = st.hearings.clone();
+    let doc = blocking(move || f(&h, &id, &caller.user)).await?;
+    Ok(Json(HearingView::from(&doc)))
+}
+
+pub async fn open(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "open hearings", |h, id, who| h.open(id, who)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecessBody {
+    pub reason: RecessReason,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub async fn recess(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RecessBody>,
+) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "recess hearings", move |h, id, who| h.recess(id, body.reason, body.note, who)).await
+}
+
+pub async fn resume(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "resume hearings", |h, id, who| h.resume(id, who)).await
+}
+
+pub async fn close(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "close hearings", |h, id, who| h.close(id, who)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkBody {
+    pub text: String,
+}
+
+pub async fn mark(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MarkBody>,
+) -> Result<(StatusCode, Json<HearingView>), ApiError> {
+    let v = lifecycle(st, caller, id, "add marks", move |h, id, who| h.mark(id, &body.text, who)).await?;
+    Ok((StatusCode::CREATED, v))
+}

@@ -1,0 +1,103 @@
+//! The `courtrec` command: the daemon (`serve`), its thin API client (`hearing ...`),
+//! and offline tools (`check`, `pipeline`, `hash-password`).
+
+use clap::{Parser, Subcommand};
+use courtrec::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "courtrec", version, about = "Records, seals and relays court hearings")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the courtroom daemon (the built-in demo courtroom without --config).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080 (overrides the config).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data folder (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Creates and runs hearings through the daemon's API.
+    Hearing(courtrec::cli::HearingArgs),
+    /// Compares the hearing folders with the index; --repair rebuilds the index from them.
+    /// Run it with the daemon stopped.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Prints the GStreamer pipeline the config builds.
+    Pipeline {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Reads a password on standard input and prints its argon2 hash for `[[user]]`.
+    HashPassword,
+}
+
+fn load(config: &Option<PathBuf>) -> Result<Config, String> {
+    match config {
+        Some(p) => Config::load(p).map_err(|e| format!("bad config: {e}")),
+        None => Ok(Config::demo()),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result: Result<(), String> = match cli.cmd {
+        Cmd::Serve { config, listen, data_dir } => load(&config).and_then(|mut cfg| {
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            courtrec::serve::run(cfg).map_err(|e| e.to_string())
+        }),
+        Cmd::Hearing(args) => courtrec::cli::run(args),
+        Cmd::Check { config, data_dir, repair } => load(&config).and_then(|cfg| {
+            let dir = data_dir.unwrap_or(cfg.server.data_dir);
+            courtrec::cli::check(&dir, repair)
+        }),
+        Cmd::Pipeline { config } => load(&config).map(|cfg| {
+            println!("{}", courtrec::capture::pipeline::describe(&cfg));
+        }),
+        Cmd::HashPassword => {
+            let mut pw = String::new();
+            match std::io::stdin().read_line(&mut pw) {
+                Ok(_) if !pw.trim_end_matches(['\n', '\r']).is_empty() => {
+                    courtrec::http::auth::hash_password(pw.trim_end_matches(['\n', '\r']))
+                        .map(|h| println!("{h}"))
+                        .map_err(|e| e.to_string())
+                }
+                _ => Err("no password on standard input".into()),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("courtrec: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Alarms: the conditions a clerk must hear about at once (camera lost, microphone
+//! silent while recording, disk nearly full, a hearing not opened on time, recording
+//! failed), each with what to do in plain words. While a hearing is open, every alarm
+//! raised or cleared is also logged in it as a `device_fault` / `device_restored` event,
+//! because the court rules want faults in the case file.
+
+use crate::archive::index::HearingState;
+use crate::archive::records::{EventKind, TrackKind};
+use crate::capture::SourceStatus;
+use crate::config::Config;
+use crate::recording::hearings::HearingService;
+use crate::recording::recorder::WriterReport;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Recording is or may be losing something now.
+    Critical,
+    /// Needs attention soon.
+    Warning,
+}
+
+/// One active alarm.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alarm {
+    /// Stable key, e.g. `camera_lost:cam2`.
+    pub key: String,
+    /// Kind, e.g. `camera_lost`, `mic_silent`, `disk_low`, `hearing_not_opened`, `recording_failed`.
+    pub code: String,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What is wrong, in plain words (English, then Chinese).
+    pub message: String,
+    pub message_zh: String,
+    /// What to do about it.
+    pub action: String,
+    pub action_zh: String,
+    pub since: String,
+}
+
+/// The set of active alarms, shared by the monitor, the writers and the API.
+#[derive(Default)]
+pub struct Alarms {
+    /// Alarms computed by the monitor on each tick.
+    conditions: Mutex<BTreeMap<String, Alarm>>,
+    /// Alarms reported by the recording writers (cleared by them).
+    reported: Mutex<BTreeMap<String, Alarm>>,
+}
+
+fn now() -> String {
+    crate::archive::records::format_wall(chrono::Utc::now())
+}
+
+impl Alarms {
+    pub fn active(&self) -> Vec<Alarm> {
+        let mut v: Vec<Alarm> = Vec::new();
+        if let Ok(c) = self.conditions.lock() {
+            v.extend(c.values().cloned());
+        }
+        if let Ok(r) = self.reported.lock() {
+            v.extend(r.values().cloned());
+        }
+        v.sort_by(|a, b| (a.severity != Severity::Critical, &a.key).cmp(&(b.severity != Severity::Critical, &b.key)));
+        v
+    }
+
+    fn set_conditions(&self, mut fresh: BTreeMap<String, Alarm>) {
+        if let Ok(mut c) = self.conditions.lock() {
+            // Keep the original `since` of alarms that are still active.
+            for (k, a) in fresh.iter_mut() {
+                if let Some(old) = c.get(k) {
+                    a.since = old.since.clone();
+                }
+            }
+            *c = fresh;
+        }
+    }
+}
+
+impl WriterReport for Alarms {
+    fn track_failed(&self, track: &str, error: &crate::error::Error) {
+        let disk = error.kind == crate::error::ErrorKind::ResourceExhausted;
+        let a = Alarm {
+            key: format!("recording_failed:{track}"),
+            code: "recording_failed".into(),
+            severity: Severity::Critical,
+            source: Some(track.to_string()),
+            message: format!("Recording of {track} failed: {}", error.msg),
+            message_zh: format!("{track} 录制失败：{}", error.msg),
+            action: if disk {
+                "The disk is full. Call court IT now to free space; the other tracks keep recording where they can.".into()
+            } else {
+                "Call court IT now. Do not close the hearing; courtrec keeps retrying.".into()
+            },
+            action_zh: if disk {
+                "磁盘已满。请立即联系技术人员释放空间。".into()
+            } else {
+                "请立即联系技术人员。不要闭庭，系统会自动重试。".into()
+            },
+            since: now(),
+        };
+        if let Ok(mut r) = self.reported.lock() {
+            r.entry(a.key.clone()).or_insert(a);
+        }
+    }
+
+    fn track_ok(&self, track: &str) {
+        if let Ok(mut r) = self.reported.lock() {
+            r.remove(&format!("recording_failed:{track}"));
+        }
+    }
+
+    fn frames_dropped(&self, track: &str, count: u64) {
+        let a = Alarm {
+            key: format!("frames_dropped:{track}"),
+            code: "frames_dropped".into(),
+            severity: Severity::Warning,
+            source: Some(track.to_string()),
+            message: format!("{count} frame(s) of {track} could not be written in time (the box is overloaded or the disk is slow)"),
+            message_zh: format!("{track} 有 {count} 帧未能及时写入（设备过载或磁盘过慢）"),
+            action: "Tell court IT after the hearing; recording continues.".into(),
+            action_zh: "庭后请告知技术人员；录制仍在继续。".into(),
+            since: now(),
+        };
+        if let Ok(mut r) = self.reported.lock() {
+            r.insert(a.key.clone(), a);
+        }
+    }
+}
+
+/// Free and total bytes of the filesystem holding `path`.
+pub fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    let frag = s.fragment_size() as u64;
+    Some((s.blocks_available() as u64 * frag, s.blocks() as u64 * frag))
+}
+
+/// Runs the alarm checks once a second until the process ends.
+pub fn spawn(
+    cfg: Arc<Config>,
+    data_dir: PathBuf,
+    status: Arc<SourceStatus>,
+    alarms: Arc<Alarms>,
+    hearings: Arc<HearingService>,
+) {
+    let started = Instant::now();
+    let mut logged: BTreeMap<String, Alarm> = BTreeMap::new();
+    let mut recording_since: Option<Instant> = None;
+    let spawned = std::thread::Builder::new().name("monitor".into()).spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let recording = hearings.is_recording();
+        match (recording, recording_since) {
+            (true, None) => recording_since = Some(Instant::now()),
+            (false, Some(_)) => recording_since = None,
+            _ => {}
+        }
+        let fresh = evaluate(&cfg, &data_dir, &status, &hearings, started, recording_since);
+        alarms.set_conditions(fresh);
+        // Log raised and cleared alarms in the active hearing.
+        let current: BTreeMap<String, Alarm> = alarms.active().into_iter().map(|a| (a.key.clone(), a)).collect();
+        if hearings.active_id().is_some() {
+            for (k, a) in &current {
+                if !logged.contains_key(k) && a.code != "hearing_not_opened" {
+                    let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                    if let Err(e) = hearings.device_event(EventKind::DeviceFault, &src, &a.message) {
+                        tracing::error!("logging fault event: {e}");
+                    }
+                }
+            }
+            for (k, a) in &logged {
+                if !current.contains_key(k) && a.code != "hearing_not_opened" {
+                    let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                    let text = format!("resolved: {}", a.message);
+                    if let Err(e) = hearings.device_event(EventKind::DeviceRestored, &src, &text) {
+                        tracing::error!("logging restore event: {e}");
+                    }
+                }
+            }
+        }
+        for (k, a) in &current {
+            if !logged.contains_key(k) {
+                tracing::warn!(alarm = %k, "ALARM: {} — {}", a.message, a.action);
+            }
+        }
+        logged = current;
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the alarm monitor: {e}");
+    }
+}
+
+fn evaluate(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    status: &SourceStatus,
+    hearings: &HearingService,
+    started: Instant,
+    recording_since: Option<Instant>,
+) -> BTreeMap<String, Alarm> {
+    let mut out = BTreeMap::new();
+    let mut add = |code: &str, severity: Severity, source: Option<&str>, msg: String, msg_zh: String, action: &str, action_zh: &str| {
+        let key = match source {
+            Some(s) => format!("{code}:{s}"),
+            None => code.to_string(),
+        };
+        out.insert(
+            key.clone(),
+            Alarm {
+                key,
+                code: code.into(),
+                severity,
+                source: source.map(str::to_string),
+                message: msg,
+                message_zh: msg_zh,
+                action: action.into(),
+                action_zh: action_zh.into(),
+                since: now(),
+            },
+        );
+    };
+    let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
+    let grace = started.elapsed() > Duration::from_secs(5).max(lost_after);
+    for s in status.snapshot() {
+        let name = if s.label.is_empty() { s.id.clone() } else { format!("{} ({})", s.label, s.id) };
+        let lost = match s.last_buffer {
+            Some(t) => t.elapsed() > lost_after,
+            None => grace,
+        };
+        match s.kind {
+            TrackKind::Video if lost => add(
+                "camera_lost",
+                Severity::Critical,
+                Some(&s.id),
+                format!("Camera {name} sends no picture{}", s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
+                format!("摄像机 {name} 无画面"),
+                "Check the camera's cable and power. The other cameras and microphones keep recording.",
+                "请检查该摄像机的线缆和电源。其他摄像机和麦克风仍在录制。",
+            ),
+            TrackKind::Audio if lost => add(
+                "mic_lost",
+                Severity::Critical,
+                Some(&s.id),
+                format!("Microphone {name} sends no sound signal"),
+                format!("麦克风 {name} 无信号"),
+                "Check the microphone's cable and the audio interface.",
+                "请检查麦克风线缆和音频接口。",
+            ),
+            TrackKind::Audio => {
+                let silent_for = Duration::from_secs(cfg.alarms.mic_silence_s);
+                if let Some(rec) = recording_since {
+                    let quiet_since = s.last_sound.map_or(rec, |t| t.max(rec));
+                    if quiet_since.elapsed() > silent_for {
+                        add(
+                            "mic_silent",
+                            Severity::Warning,
+                            Some(&s.id),
+                            format!("Microphone {name} has been silent for more than {} s while recording", cfg.alarms.mic_silence_s),
+                            format!("麦克风 {name} 录制中已静音超过 {} 秒", cfg.alarms.mic_silence_s),
+                            "Check that the microphone is switched on and not muted.",
+                            "请确认麦克风已打开且未静音。",
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((free, _)) = disk_space(data_dir) {
+        if free < cfg.alarms.disk_free_min_bytes {
+            add(
+                "disk_low",
+                Severity::Critical,
+                None,
+                format!("The recording disk is nearly full: {} MB free", free / 1_000_000),
+                format!("录像磁盘即将写满：剩余 {} MB", free / 1_000_000),
+                "Call court IT to copy old hearings to the archive and free space before the disk fills.",
+                "请联系技术人员将旧庭审归档并释放空间。",
+            );
+        }
+    }
+    let late_after = chrono::Duration::seconds(cfg.alarms.hearing_not_opened_s as i64);
+    let now_t = chrono::Utc::now();
+    if let Ok(list) = hearings.index.hearings() {
+        for h in list.iter().filter(|h| h.state == HearingState::Scheduled) {
+            let Some(s) = h.meta.scheduled_start.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else {
+                continue;
+            };
+            let due = s.with_timezone(&chrono::Utc) + late_after;
+            if now_t > due && now_t - due < chrono::Duration::hours(12) {
+                add(
+                    "hearing_not_opened",
+                    Severity::Warning,
+                    Some(&h.id),
+                    format!("Hearing {} was scheduled for {} and is not open: it is not being recorded", h.meta.case_number, h.meta.scheduled_start.as_deref().unwrap_or("")),
+                    format!("庭审 {} 已到开庭时间但尚未开庭：未在录制", h.meta.case_number),
+                    "If the hearing has started, press \"Open hearing and start recording\" now.",
+                    "如已开庭，请立即点击“开庭并开始录制”。",
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,329 @@
+//! The recording gate: routes capture's frames to one writer thread per track while a
+//! hearing is open, and drops them otherwise.
+//!
+//! Frames arrive on GStreamer's streaming threads; the router never blocks them (a
+//! bounded channel per track, `try_send`), so a slow disk cannot stall capture, and a
+//! dropped frame is counted and raised as an alarm rather than lost silently.
+
+use super::segment::{FinishedSegment, SegmentSettings, SegmentWriter};
+use crate::archive::log::HearingLog;
+use crate::archive::records::{format_wall, Record, SegmentRecord};
+use crate::archive::HearingDir;
+use crate::capture::{Frame, FrameSink, TrackSpec};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Frames a track may have queued before new ones are dropped (about 10 s of video).
+const QUEUE_FRAMES: usize = 512;
+
+/// Maps the pipeline's running time to the hearing's media time and wall clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Timebase {
+    /// Running time that is media time 0.
+    pub base_rt_ns: i64,
+    /// Wall clock (Unix ns) at media time 0.
+    pub wall_at_base_unix_ns: i64,
+}
+
+impl Timebase {
+    pub fn media_ns(&self, rt_ns: i64) -> i64 {
+        rt_ns - self.base_rt_ns
+    }
+
+    pub fn wall(&self, media_ns: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_nanos(self.wall_at_base_unix_ns + media_ns)
+    }
+}
+
+enum Msg {
+    Frame(Frame),
+    /// Finish at the first frame of every stream at or after `at_media_ns`.
+    Stop { at_media_ns: i64 },
+}
+
+/// Where a track ended, reported when its writer thread finishes.
+#[derive(Debug, Clone)]
+pub struct TrackEnd {
+    pub track: String,
+    pub next_seq: u64,
+    pub media_end_ns: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Problems a writer reports to the rest of the daemon (alarms, fault events).
+pub trait WriterReport: Send + Sync {
+    fn track_failed(&self, track: &str, error: &crate::error::Error);
+    fn track_ok(&self, track: &str);
+    fn frames_dropped(&self, track: &str, count: u64);
+}
+
+struct TrackTx {
+    tx: SyncSender<Msg>,
+    dropped: AtomicU64,
+}
+
+/// One recording run of a hearing (from open or resume to recess or close).
+pub struct Session {
+    pub hearing_id: String,
+    pub timebase: Timebase,
+    pub start_media_ns: i64,
+    tracks: Vec<TrackTx>,
+    threads: Mutex<Vec<JoinHandle<TrackEnd>>>,
+    names: Vec<String>,
+}
+
+impl Session {
+    /// Starts writer threads for every track. `next_seqs[i]` continues track i's numbering.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        hearing_id: &str,
+        dir: HearingDir,
+        specs: &[TrackSpec],
+        next_seqs: &[u64],
+        settings: SegmentSettings,
+        drain_timeout: Duration,
+        timebase: Timebase,
+        start_media_ns: i64,
+        log: Arc<Mutex<HearingLog>>,
+        device_id: &str,
+        report: Arc<dyn WriterReport>,
+    ) -> Session {
+        let mut tracks = Vec::new();
+        let mut threads = Vec::new();
+        let mut names = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
+            tracks.push(TrackTx { tx, dropped: AtomicU64::new(0) });
+            names.push(spec.info.name.clone());
+            let w = SegmentWriter::new(
+                dir.clone(),
+                &spec.info.name,
+                &spec.streams,
+                settings.clone(),
+                next_seqs.get(i).copied().unwrap_or(1),
+            );
+            let ctx = TrackCtx {
+                hearing_id: hearing_id.to_string(),
+                device_id: device_id.to_string(),
+                track: spec.info.name.clone(),
+                streams: spec.streams.len(),
+                start_media_ns,
+                drain_timeout,
+                timebase,
+                log: log.clone(),
+                report: report.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("rec-{}", spec.info.name))
+                .spawn(move || run_track(ctx, w, rx));
+            match handle {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    let err = crate::err!(Internal, "cannot start writer thread: {e}");
+                    report.track_failed(&spec.info.name, &err);
+                }
+            }
+        }
+        Session {
+            hearing_id: hearing_id.to_string(),
+            timebase,
+            start_media_ns,
+            tracks,
+            threads: Mutex::new(threads),
+            names,
+        }
+    }
+
+    fn route(&self, track: usize, mut f: Frame) {
+        let Some(t) = self.tracks.get(track) else { return };
+        f.pts_ns = self.timebase.media_ns(f.pts_ns);
+        f.dts_ns = f.dts_ns.map(|d| self.timebase.media_ns(d));
+        // Full means the writer cannot keep up: count it (an alarm). Disconnected means
+        // the writer already finished at a stop: those frames are past the cut.
+        if let Err(mpsc::TrySendError::Full(_)) = t.tx.try_send(Msg::Frame(f)) {
+            t.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops every track at `at_media_ns` and waits for their writers to seal their last
+    /// segment. Frames must keep flowing to the session meanwhile (frames captured before
+    /// the cut are still in the encoders), so the caller removes it from the router only
+    /// after this returns. Returns where each track ended.
+    pub fn stop(&self, at_media_ns: i64, report: &dyn WriterReport) -> Vec<TrackEnd> {
+        for (t, name) in self.tracks.iter().zip(&self.names) {
+            // Blocking send: the stop must reach the writer even if its queue is full.
+            // It fails only if the writer already ended, which is what we want anyway.
+            let _ = t.tx.send(Msg::Stop { at_media_ns });
+            let dropped = t.dropped.load(Ordering::Relaxed);
+            if dropped > 0 {
+                report.frames_dropped(name, dropped);
+            }
+        }
+        let threads = match self.threads.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(_) => Vec::new(),
+        };
+        threads
+            .into_iter()
+            .zip(self.names.iter())
+            .map(|(h, name)| {
+                h.join().unwrap_or(TrackEnd {
+                    track: name.clone(),
+                    next_seq: 0,
+                    media_end_ns: None,
+                    error: Some("writer thread panicked".into()),
+                })
+            })
+            .collect()
+    }
+}
+
+struct TrackCtx {
+    hearing_id: String,
+    device_id: String,
+    track: String,
+    streams: usize,
+    start_media_ns: i64,
+    drain_timeout: Duration,
+    timebase: Timebase,
+    log: Arc<Mutex<HearingLog>>,
+    report: Arc<dyn WriterReport>,
+}
+
+impl TrackCtx {
+    /// Records a finished (durable) segment in the manifest, then the index.
+    fn record(&self, s: FinishedSegment) -> crate::error::Result<()> {
+        let rec = SegmentRecord {
+            hearing_id: self.hearing_id.clone(),
+            device_id: self.device_id.clone(),
+            track: self.track.clone(),
+            seq: s.seq,
+            file: s.rel_path,
+            bytes: s.bytes,
+            sha256: s.sha256,
+            media_start_ns: s.media_start_ns,
+            media_duration_ns: s.media_duration_ns,
+            wall_start: format_wall(self.timebase.wall(s.media_start_ns)),
+            partial: false,
+        };
+        let mut log = self
+            .log
+            .lock()
+            .map_err(|_| crate::err!(Internal, "hearing log lock poisoned"))?;
+        log.append(Record::Segment(rec))?;
+        Ok(())
+    }
+}
+
+/// After a write error, wait this long before trying a new segment.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
+    let mut stop: Option<(i64, Instant)> = None;
+    let mut passed = vec![false; ctx.streams];
+    let mut failed_at: Option<Instant> = None;
+    let mut last_error: Option<String> = None;
+    let mut media_end: Option<i64> = None;
+    let handle = |res: crate::error::Result<Option<FinishedSegment>>,
+                      failed_at: &mut Option<Instant>,
+                      last_error: &mut Option<String>| {
+        let res = res.and_then(|s| match s {
+            Some(s) => ctx.record(s),
+            None => Ok(()),
+        });
+        match res {
+            Ok(()) => {
+                if failed_at.take().is_some() {
+                    ctx.report.track_ok(&ctx.track);
+                }
+            }
+            Err(e) => {
+                tracing::error!(track = %ctx.track, "recording failed: {e}");
+                ctx.report.track_failed(&ctx.track, &e);
+                *last_error = Some(e.msg.clone());
+                *failed_at = Some(Instant::now());
+            }
+        }
+    };
+    loop {
+        let timeout = match stop {
+            Some((_, deadline)) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Msg::Frame(f)) => {
+                if f.pts_ns < ctx.start_media_ns || f.stream >= ctx.streams {
+                    continue;
+                }
+                if let Some((at, _)) = stop {
+                    if f.pts_ns >= at {
+                        passed[f.stream] = true;
+                        if passed.iter().all(|p| *p) {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+                if let Some(t) = failed_at {
+                    if t.elapsed() < RETRY_AFTER {
+                        continue;
+                    }
+                }
+                if failed_at.is_some() && w.is_open() {
+                    // Drop the broken segment's handle; the file is adopted as partial by recovery.
+                    let _ = w.finish(None);
+                }
+                let end = f.pts_ns + f.duration_ns as i64;
+                let res = w.push(&f);
+                if res.is_ok() && f.stream == 0 {
+                    media_end = Some(media_end.map_or(end, |m: i64| m.max(end)));
+                }
+                handle(res, &mut failed_at, &mut last_error);
+            }
+            Ok(Msg::Stop { at_media_ns }) => {
+                stop = Some((at_media_ns, Instant::now() + ctx.drain_timeout));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.is_some() {
+                    break; // drained as long as we may: seal with what we have
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let res = w.finish(None);
+    handle(res, &mut failed_at, &mut last_error);
+    TrackEnd {
+        track: ctx.track.clone(),
+        next_seq: w.next_seq(),
+        media_end_ns: media_end,
+        error: last_error,
+    }
+}
+
+/// The frame sink capture pushes to: forwards to the open session, if any.
+#[derive(Default)]
+pub struct Router {
+    session: RwLock<Option<Arc<Session>>>,
+}
+
+impl Router {
+    pub fn set(&self, s: Option<Arc<Session>>) {
+        if let Ok(mut g) = self.session.write() {
+            *g = s;
+        }
+    }
+}
+
+impl FrameSink for Router {
+    fn push(&self, track: usize, frame: Frame) {
+        if let Ok(g) = self.session.read() {
+            if let Some(s) = g.as_ref() {
+                s.route(track, frame);
+            }
+        }
+    }
+}

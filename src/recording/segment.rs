@@ -1,0 +1,300 @@
+//! Writes one track of a hearing as MPEG-TS segments: cut at keyframes once
+//! `segment_target_ms` of media is in, hashed as written, fsynced on a media-time
+//! cadence.
+//!
+//! Failure contract (what a crash leaves behind):
+//! - SIGKILL: everything passed to `write` is in the page cache and survives; the open
+//!   segment ends at its last whole frame or mid-packet, and recovery hashes it.
+//! - Power cut: at most `fsync_interval_ms` of media of the open segment is lost (each
+//!   new file's directory entry is fsynced when it is created, and its data every
+//!   `fsync_interval_ms` of media).
+//! - A finished segment is fsynced before it is reported (and so before the manifest
+//!   line and the index that point at it exist).
+
+use super::tsmux::{StreamType, TsMuxer};
+use crate::archive::{self, HearingDir};
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use crate::capture::Frame;
+
+/// A segment that is complete and durable on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedSegment {
+    pub seq: u64,
+    pub rel_path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    pub media_start_ns: i64,
+    pub media_duration_ns: u64,
+}
+
+struct OpenSegment {
+    file: File,
+    path: PathBuf,
+    rel_path: String,
+    seq: u64,
+    hasher: Sha256,
+    bytes: u64,
+    media_start_ns: i64,
+    /// End of the last frame written on stream 0 (pts + duration).
+    media_end_ns: i64,
+    last_sync_media_ns: i64,
+}
+
+/// Settings of a track writer.
+#[derive(Debug, Clone)]
+pub struct SegmentSettings {
+    pub segment_target_ns: i64,
+    pub fsync_interval_ns: i64,
+}
+
+/// Writes the segments of one track.
+pub struct SegmentWriter {
+    dir: HearingDir,
+    track: String,
+    settings: SegmentSettings,
+    streams: Vec<StreamType>,
+    mux: TsMuxer,
+    next_seq: u64,
+    cur: Option<OpenSegment>,
+    buf: Vec<u8>,
+}
+
+impl SegmentWriter {
+    /// `next_seq` continues the track's numbering (1 for a new hearing).
+    pub fn new(
+        dir: HearingDir,
+        track: &str,
+        streams: &[StreamType],
+        settings: SegmentSettings,
+        next_seq: u64,
+    ) -> SegmentWriter {
+        SegmentWriter {
+            dir,
+            track: track.to_string(),
+            settings,
+            streams: streams.to_vec(),
+            mux: TsMuxer::new(streams),
+            next_seq,
+            cur: None,
+            buf: Vec::with_capacity(256 * 1024),
+        }
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    /// The track's first stream decides where segments may start: video at keyframes;
+    /// audio at any frame.
+    fn can_start_at(&self, f: &Frame) -> bool {
+        f.stream == 0 && (f.keyframe || self.streams[0] != StreamType::H264)
+    }
+
+    /// Writes a frame; returns the segment it finished, if this frame started a new one.
+    /// Frames before the first keyframe of a track are skipped (a segment must begin
+    /// with one to play on its own).
+    pub fn push(&mut self, f: &Frame) -> Result<Option<FinishedSegment>> {
+        let mut finished = None;
+        let start_here = self.can_start_at(f);
+        match &self.cur {
+            None if !start_here => return Ok(None),
+            None => self.open(f.pts_ns)?,
+            Some(cur) => {
+                // Cut at this frame once enough media is in. Video may only cut at a
+                // keyframe: allow a little tolerance so a keyframe every second gives
+                // 2 s segments despite timestamp rounding. Audio cuts at any frame.
+                let tolerance_ns = if self.streams[0] == StreamType::H264 {
+                    self.settings.segment_target_ns / 8
+                } else {
+                    0
+                };
+                if start_here
+                    && f.pts_ns - cur.media_start_ns >= self.settings.segment_target_ns - tolerance_ns
+                {
+                    finished = self.finish(Some(f.pts_ns))?;
+                    self.open(f.pts_ns)?;
+                }
+            }
+        }
+        self.write_frame(f)?;
+        Ok(finished)
+    }
+
+    fn open(&mut self, media_start_ns: i64) -> Result<()> {
+        let track_dir = self.dir.track_dir(&self.track);
+        let new_dir = !track_dir.exists();
+        fs::create_dir_all(&track_dir)
+            .map_err(|e| Error::io(format!("creating {}", track_dir.display()), e))?;
+        if new_dir {
+            archive::sync_dir(&track_dir.join(".."))?;
+        }
+        let seq = self.next_seq;
+        let rel_path = HearingDir::segment_rel(&self.track, seq);
+        let path = self.dir.root.join(&rel_path);
+        // create_new: never overwrite a segment, even if numbering went wrong.
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating segment {}", path.display()), e))?;
+        // Make the new file's directory entry durable now, so that the periodic data
+        // fsyncs below protect something a power cut cannot unlink.
+        archive::sync_dir(&track_dir)?;
+        self.next_seq += 1;
+        self.cur = Some(OpenSegment {
+            file,
+            path,
+            rel_path,
+            seq,
+            hasher: Sha256::new(),
+            bytes: 0,
+            media_start_ns,
+            media_end_ns: media_start_ns,
+            last_sync_media_ns: media_start_ns,
+        });
+        self.buf.clear();
+        self.mux.write_tables(&mut self.buf);
+        Ok(())
+    }
+
+    fn write_frame(&mut self, f: &Frame) -> Result<()> {
+        let to_90k = |ns: i64| ns * super::tsmux::CLOCK_HZ / 1_000_000_000;
+        self.mux.write_frame(
+            &mut self.buf,
+            f.stream,
+            to_90k(f.pts_ns),
+            f.dts_ns.map(to_90k),
+            f.keyframe,
+            (*f.data).as_ref(),
+        );
+        let Some(cur) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        // The hash is taken over exactly the bytes handed to the kernel.
+        cur.hasher.update(&self.buf);
+        cur.file
+            .write_all(&self.buf)
+            .map_err(|e| Error::io(format!("writing segment {}", cur.path.display()), e))?;
+        cur.bytes += self.buf.len() as u64;
+        self.buf.clear();
+        if f.stream == 0 {
+            cur.media_end_ns = cur.media_end_ns.max(f.pts_ns + f.duration_ns as i64);
+        }
+        // Bound what a power cut can take: fsync every fsync_interval of media.
+        if f.pts_ns - cur.last_sync_media_ns >= self.settings.fsync_interval_ns {
+            cur.file
+                .sync_data()
+                .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
+            cur.last_sync_media_ns = f.pts_ns;
+        }
+        Ok(())
+    }
+
+    /// Closes the open segment, if any. `end_ns` is where the next segment starts (so
+    /// durations add up without gaps); `None` uses the end of the last frame.
+    pub fn finish(&mut self, end_ns: Option<i64>) -> Result<Option<FinishedSegment>> {
+        let Some(cur) = self.cur.take() else {
+            return Ok(None);
+        };
+        // Durable before anyone is told about it (manifest, index).
+        cur.file
+            .sync_all()
+            .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
+        let end = end_ns.unwrap_or(cur.media_end_ns).max(cur.media_start_ns);
+        Ok(Some(FinishedSegment {
+            seq: cur.seq,
+            rel_path: cur.rel_path,
+            bytes: cur.bytes,
+            sha256: hex::encode(cur.hasher.finalize()),
+            media_start_ns: cur.media_start_ns,
+            media_duration_ns: (end - cur.media_start_ns) as u64,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(stream: usize, pts_ms: i64, key: bool) -> Frame {
+        Frame {
+            stream,
+            pts_ns: pts_ms * 1_000_000,
+            dts_ns: None,
+            duration_ns: 66_666_667,
+            keyframe: key,
+            data: Box::new(vec![0x42u8; 1500]),
+        }
+    }
+
+    fn settings() -> SegmentSettings {
+        SegmentSettings {
+            segment_target_ns: 2_000_000_000,
+            fsync_interval_ns: 500_000_000,
+        }
+    }
+
+    #[test]
+    fn cuts_at_keyframes_after_target_and_hashes_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        let mut w = SegmentWriter::new(dir.clone(), "cam1", &[StreamType::H264], settings(), 1);
+        let mut done = Vec::new();
+        // 15 fps, keyframe every second, starting mid-GOP: the first frames are skipped.
+        for i in 5..(15 * 7) {
+            let t = i * 1000 / 15;
+            if let Some(s) = w.push(&frame(0, t, i % 15 == 0)).unwrap() {
+                done.push(s);
+            }
+        }
+        done.extend(w.finish(None).unwrap());
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert_eq!(done[0].seq, 1);
+        assert_eq!(done[0].media_start_ns, 1_000_000_000);
+        assert_eq!(done[0].media_start_ns + done[0].media_duration_ns as i64, done[1].media_start_ns);
+        assert_eq!(done[0].media_duration_ns, 2_000_000_000);
+        for s in &done {
+            let (sha, len) = archive::hash_file(&dir.root.join(&s.rel_path)).unwrap();
+            assert_eq!((sha, len), (s.sha256.clone(), s.bytes));
+            assert_eq!(len % 188, 0);
+        }
+    }
+
+    #[test]
+    fn audio_tracks_cut_on_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        let mut w = SegmentWriter::new(dir, "mic1", &[StreamType::AacAdts], settings(), 7);
+        let mut done = Vec::new();
+        for i in 0..300 {
+            // AAC at 48 kHz: 1024 samples = 21.333 ms per frame
+            let f = Frame { pts_ns: i * 21_333_333, duration_ns: 21_333_333, ..frame(0, 0, false) };
+            done.extend(w.push(&f).unwrap());
+        }
+        assert!(done.len() >= 2);
+        assert_eq!(done[0].seq, 7);
+        // Cut at the first frame at or past 2 s: never short, at most one frame long.
+        for s in &done {
+            assert!(s.media_duration_ns >= 2_000_000_000 && s.media_duration_ns < 2_000_000_000 + 21_333_334, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn never_overwrites_an_existing_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        fs::create_dir_all(dir.track_dir("cam1")).unwrap();
+        fs::write(dir.root.join(HearingDir::segment_rel("cam1", 1)), b"evidence").unwrap();
+        let mut w = SegmentWriter::new(dir, "cam1", &[StreamType::H264], settings(), 1);
+        assert!(w.push(&frame(0, 0, true)).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! `courtrec serve`: wires config → capture → recording → archive and the HTTP API,
+//! recovers hearings a crash left open, and shuts down cleanly on SIGTERM.
+
+use crate::archive::{index::Index, DataDir};
+use crate::capture::{pipeline::Capture, SourceStatus};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{self, AppState};
+use crate::monitor::{self, Alarms};
+use crate::recording::hearings::HearingService;
+use crate::recording::recorder::Router;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(cfg: Config) -> Result<()> {
+    let cfg = Arc::new(cfg);
+    let data = DataDir::new(cfg.server.data_dir.clone());
+    let device_id = data.init()?;
+    let index = Index::open(&data.index())?;
+    crate::http::auth::seed_users(&index, &cfg)?;
+
+    let sources = Arc::new(SourceStatus::new(&cfg));
+    let alarms = Arc::new(Alarms::default());
+    let router = Arc::new(Router::default());
+    let capture = Arc::new(Capture::start(&cfg, router.clone(), sources.clone())?);
+    capture.wait_running(Duration::from_secs(10))?;
+
+    let hearings = Arc::new(HearingService::new(
+        cfg.clone(),
+        data.clone(),
+        index.clone(),
+        device_id.clone(),
+        capture.clone(),
+        router,
+        alarms.clone(),
+    ));
+    for id in hearings.recover()? {
+        tracing::warn!(hearing = %id, "recovered a hearing left open by an unclean stop");
+        println!("courtrec: recovered hearing {id} after an unclean stop (see its recovery event)");
+    }
+    monitor::spawn(cfg.clone(), data.root.clone(), sources.clone(), alarms.clone(), hearings.clone());
+
+    let state = AppState {
+        cfg: cfg.clone(),
+        data_dir: data.root.clone(),
+        index: index.clone(),
+        hearings: hearings.clone(),
+        sources,
+        alarms,
+        started: chrono::Utc::now(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.map_err(|e| {
+            Error::new(ErrorKind::Unavailable, format!("cannot listen on {}: {e}", cfg.server.listen))
+        })?;
+        let addr = listener.local_addr().map_err(|e| Error::io("listener address", e))?;
+        announce(&cfg, addr, &device_id, &data);
+        axum::serve(listener, http::router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| Error::io("serving HTTP", e))
+    })?;
+    println!("courtrec: stopping; sealing open segments");
+    hearings.shutdown();
+    capture.stop();
+    index.flush()?;
+    Ok(())
+}
+
+fn announce(cfg: &Config, addr: std::net::SocketAddr, device_id: &str, data: &DataDir) {
+    println!("courtrec: courtroom '{}' ({}) listening on http://{addr}/", cfg.courtroom.name, cfg.courtroom.id);
+    println!("  API:      http://{addr}/api/v1/  (see docs/api.md)");
+    println!("  status:   http://{addr}/api/v1/status");
+    println!("  data:     {}", data.root.display());
+    println!("  device:   {device_id}");
+    if cfg.demo {
+        println!("  DEMO courtroom: 4 test cameras, 4 test microphones.");
+        println!("  Demo users (password \"demo\"): clerk, judge, admin. Never use the demo on a real courtroom.");
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
