@@ -21,9 +21,15 @@ pub fn run(cfg: Config) -> Result<()> {
 
     let sources = Arc::new(SourceStatus::new(&cfg));
     let alarms = Arc::new(Alarms::default());
-    let router = Arc::new(Router::default());
+    let specs = crate::capture::track_specs(&cfg);
+    let router = Arc::new(Router::new(specs.len()));
     let capture = Arc::new(Capture::start(&cfg, router.clone(), sources.clone())?);
     capture.wait_running(Duration::from_secs(10))?;
+    // Before resuming a hearing, let every encoder start, so the keyframe request that
+    // starts recording is honoured on every track at once.
+    for i in router.wait_all_flowing(Duration::from_secs(10)) {
+        tracing::warn!(track = %specs[i].info.name, "no frames yet from this track; it will be recorded once it starts");
+    }
 
     let hearings = Arc::new(HearingService::new(
         cfg.clone(),

@@ -305,21 +305,47 @@ fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd
 }
 
 /// The frame sink capture pushes to: forwards to the open session, if any.
-#[derive(Default)]
 pub struct Router {
     session: RwLock<Option<Arc<Session>>>,
+    /// Frames seen per track since start, recording or not.
+    seen: Vec<AtomicU64>,
 }
 
 impl Router {
+    pub fn new(tracks: usize) -> Router {
+        Router {
+            session: RwLock::new(None),
+            seen: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
     pub fn set(&self, s: Option<Arc<Session>>) {
         if let Ok(mut g) = self.session.write() {
             *g = s;
+        }
+    }
+
+    /// Waits until every track has delivered a frame (so its encoder runs and will
+    /// honour a keyframe request), or the timeout passes. Returns the silent tracks.
+    pub fn wait_all_flowing(&self, timeout: Duration) -> Vec<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let silent: Vec<usize> = (0..self.seen.len())
+                .filter(|&i| self.seen[i].load(Ordering::Relaxed) == 0)
+                .collect();
+            if silent.is_empty() || Instant::now() >= deadline {
+                return silent;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl FrameSink for Router {
     fn push(&self, track: usize, frame: Frame) {
+        if let Some(c) = self.seen.get(track) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         if let Ok(g) = self.session.read() {
             if let Some(s) = g.as_ref() {
                 s.route(track, frame);
