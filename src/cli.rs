@@ -2,7 +2,7 @@
 //! exactly as the console does; and `courtrec check` for the data folder.
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Args)]
 pub struct HearingArgs {
@@ -36,7 +36,9 @@ pub enum HearingCmd {
         scheduled_start: Option<String>,
     },
     /// Opens the hearing: recording starts.
-    Open { id: String },
+    Open {
+        id: String,
+    },
     /// Interrupts recording with a reason: recess, non_public_evidence or mediation.
     Recess {
         id: String,
@@ -45,20 +47,35 @@ pub enum HearingCmd {
         #[arg(long)]
         note: Option<String>,
     },
-    Resume { id: String },
-    Close { id: String },
+    Resume {
+        id: String,
+    },
+    Close {
+        id: String,
+    },
     /// Adds a timed note.
-    Mark { id: String, text: String },
+    Mark {
+        id: String,
+        text: String,
+    },
     /// Lists hearings, optionally by (part of) a case number.
     List {
         #[arg(long)]
         case_number: Option<String>,
     },
     /// Shows one hearing with its events.
-    Show { id: String },
+    Show {
+        id: String,
+    },
 }
 
-fn call(client: &reqwest::blocking::Client, method: reqwest::Method, url: &str, token: Option<&str>, body: Option<Value>) -> Result<Value, String> {
+fn call(
+    client: &reqwest::blocking::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let mut req = client.request(method, url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -66,13 +83,20 @@ fn call(client: &reqwest::blocking::Client, method: reqwest::Method, url: &str, 
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().map_err(|e| format!("cannot reach courtrec at {url}: {e}"))?;
+    let resp = req
+        .send()
+        .map_err(|e| format!("cannot reach courtrec at {url}: {e}"))?;
     let status = resp.status();
     let v: Value = resp.json().unwrap_or(Value::Null);
     if status.is_success() {
         Ok(v)
     } else {
-        Err(format!("{status}: {}", v.get("message").and_then(Value::as_str).unwrap_or("(no message)")))
+        Err(format!(
+            "{status}: {}",
+            v.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+        ))
     }
 }
 
@@ -86,31 +110,80 @@ pub fn run(a: HearingArgs) -> Result<(), String> {
         Some(p) => p,
         None => return Err("give the password with --password or COURTREC_PASSWORD".into()),
     };
-    let login = call(&client, reqwest::Method::POST, &format!("{base}/login"), None, Some(json!({"username": a.user, "password": password})))?;
-    let token = login.get("token").and_then(Value::as_str).ok_or("login gave no token")?.to_string();
+    let login = call(
+        &client,
+        reqwest::Method::POST,
+        &format!("{base}/login"),
+        None,
+        Some(json!({"username": a.user, "password": password})),
+    )?;
+    let token = login
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or("login gave no token")?
+        .to_string();
     let t = Some(token.as_str());
     use reqwest::Method as M;
     let v = match &a.cmd {
-        HearingCmd::Create { case_number, title, visibility, scheduled_start } => {
-            let mut body = json!({"case_number": case_number, "title": title, "visibility": visibility});
+        HearingCmd::Create {
+            case_number,
+            title,
+            visibility,
+            scheduled_start,
+        } => {
+            let mut body =
+                json!({"case_number": case_number, "title": title, "visibility": visibility});
             if let Some(s) = scheduled_start {
                 body["scheduled_start"] = json!(s);
             }
             call(&client, M::POST, &format!("{base}/hearings"), t, Some(body))?
         }
-        HearingCmd::Open { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/open"), t, None)?,
-        HearingCmd::Recess { id, reason, note } => call(&client, M::POST, &format!("{base}/hearings/{id}/recess"), t, Some(json!({"reason": reason, "note": note})))?,
-        HearingCmd::Resume { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/resume"), t, None)?,
-        HearingCmd::Close { id } => call(&client, M::POST, &format!("{base}/hearings/{id}/close"), t, None)?,
-        HearingCmd::Mark { id, text } => call(&client, M::POST, &format!("{base}/hearings/{id}/marks"), t, Some(json!({"text": text})))?,
+        HearingCmd::Open { id } => call(
+            &client,
+            M::POST,
+            &format!("{base}/hearings/{id}/open"),
+            t,
+            None,
+        )?,
+        HearingCmd::Recess { id, reason, note } => call(
+            &client,
+            M::POST,
+            &format!("{base}/hearings/{id}/recess"),
+            t,
+            Some(json!({"reason": reason, "note": note})),
+        )?,
+        HearingCmd::Resume { id } => call(
+            &client,
+            M::POST,
+            &format!("{base}/hearings/{id}/resume"),
+            t,
+            None,
+        )?,
+        HearingCmd::Close { id } => call(
+            &client,
+            M::POST,
+            &format!("{base}/hearings/{id}/close"),
+            t,
+            None,
+        )?,
+        HearingCmd::Mark { id, text } => call(
+            &client,
+            M::POST,
+            &format!("{base}/hearings/{id}/marks"),
+            t,
+            Some(json!({"text": text})),
+        )?,
         HearingCmd::List { case_number } => {
-            let mut url = reqwest::Url::parse(&format!("{base}/hearings")).map_err(|e| e.to_string())?;
+            let mut url =
+                reqwest::Url::parse(&format!("{base}/hearings")).map_err(|e| e.to_string())?;
             if let Some(c) = case_number {
                 url.query_pairs_mut().append_pair("case_number", c);
             }
             call(&client, M::GET, url.as_str(), t, None)?
         }
-        HearingCmd::Show { id } => call(&client, M::GET, &format!("{base}/hearings/{id}"), t, None)?,
+        HearingCmd::Show { id } => {
+            call(&client, M::GET, &format!("{base}/hearings/{id}"), t, None)?
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -134,7 +207,12 @@ pub fn run(a: HearingArgs) -> Result<(), String> {
         HearingCmd::Show { .. } => {
             println!("{}", line(&v));
             for e in v["events"].as_array().into_iter().flatten() {
-                println!("  {}\t{}\t{}", e["wall_time"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""), e["text"].as_str().or(e["reason"].as_str()).unwrap_or(""));
+                println!(
+                    "  {}\t{}\t{}",
+                    e["wall_time"].as_str().unwrap_or(""),
+                    e["kind"].as_str().unwrap_or(""),
+                    e["text"].as_str().or(e["reason"].as_str()).unwrap_or("")
+                );
             }
         }
         _ => println!("{}", line(&v)),
@@ -156,11 +234,18 @@ pub fn check(data_dir: &std::path::Path, repair: bool) -> Result<(), String> {
         r.hearings,
         r.segments,
         r.problems.len(),
-        if r.repaired { "; index rebuilt from the hearing folders" } else { "" }
+        if r.repaired {
+            "; index rebuilt from the hearing folders"
+        } else {
+            ""
+        }
     );
     if r.problems.is_empty() || r.repaired {
         Ok(())
     } else {
-        Err("problems found (run `courtrec check --repair` to rebuild the index from the files)".into())
+        Err(
+            "problems found (run `courtrec check --repair` to rebuild the index from the files)"
+                .into(),
+        )
     }
 }

@@ -313,24 +313,15 @@ impl Config {
             line: line_of(text, offset),
             msg,
         };
-        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
-            if cfg.server.data_dir.is_relative() {
-                cfg.server.data_dir = base.join(&cfg.server.data_dir);
-            }
+        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
+            && cfg.server.data_dir.is_relative()
+        {
+            cfg.server.data_dir = base.join(&cfg.server.data_dir);
         }
         if !is_safe_id(&cfg.courtroom.id) {
             return Err(fail(
                 text.find("[courtroom]").unwrap_or(0),
                 "field `courtroom.id`: use 1-32 letters, digits, '-' or '_'".into(),
-            ));
-        }
-        if cfg.cameras.is_empty() {
-            return Err(fail(0, "no [[camera]] configured: a courtroom needs at least one".into()));
-        }
-        if cfg.microphones.is_empty() {
-            return Err(fail(
-                0,
-                "no [[microphone]] configured: a courtroom needs at least one".into(),
             ));
         }
         if ![1, 4, 5, 6].contains(&cfg.composite.layout) {
@@ -342,46 +333,111 @@ impl Config {
                 ),
             ));
         }
+        if cfg.cameras.is_empty() {
+            return Err(fail(
+                0,
+                "no [[camera]] configured: a courtroom needs at least one".into(),
+            ));
+        }
+        if cfg.microphones.is_empty() {
+            return Err(fail(
+                0,
+                "no [[microphone]] configured: a courtroom needs at least one".into(),
+            ));
+        }
         let mut ids = std::collections::HashSet::new();
         ids.insert("composite".to_string());
         for cam in cfg.cameras.iter_mut() {
             let at = cam.span().start;
             let c = cam.get_mut();
             if !is_safe_id(&c.id) {
-                return Err(fail(at, format!("camera field `id`: '{}' must be 1-32 letters, digits, '-' or '_'", c.id)));
+                return Err(fail(
+                    at,
+                    format!(
+                        "camera field `id`: '{}' must be 1-32 letters, digits, '-' or '_'",
+                        c.id
+                    ),
+                ));
             }
             if !ids.insert(c.id.clone()) {
-                return Err(fail(at, format!("camera field `id`: '{}' is used twice (or is reserved)", c.id)));
+                return Err(fail(
+                    at,
+                    format!(
+                        "camera field `id`: '{}' is used twice (or is reserved)",
+                        c.id
+                    ),
+                ));
             }
-            if c.width == 0 || c.height == 0 || c.fps == 0 || c.width % 2 == 1 || c.height % 2 == 1 {
-                return Err(fail(at, format!("camera '{}': width, height and fps must be positive, width and height even", c.id)));
+            if c.width == 0 || c.height == 0 || c.fps == 0 || c.width % 2 == 1 || c.height % 2 == 1
+            {
+                return Err(fail(
+                    at,
+                    format!(
+                        "camera '{}': width, height and fps must be positive, width and height even",
+                        c.id
+                    ),
+                ));
             }
             match c.kind {
                 CameraKind::Test => {}
                 CameraKind::Rtsp => {
-                    if !c.url.as_deref().is_some_and(|u| u.starts_with("rtsp://") || u.starts_with("rtsps://")) {
-                        return Err(fail(at, format!("camera '{}' (kind rtsp): field `url` is missing or not an rtsp:// URL", c.id)));
+                    if !c
+                        .url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("rtsp://") || u.starts_with("rtsps://"))
+                    {
+                        return Err(fail(
+                            at,
+                            format!(
+                                "camera '{}' (kind rtsp): field `url` is missing or not an rtsp:// URL",
+                                c.id
+                            ),
+                        ));
                     }
                 }
                 CameraKind::V4l2 => match &c.device {
-                    None => return Err(fail(at, format!("camera '{}' (kind v4l2): missing field `device`", c.id))),
+                    None => {
+                        return Err(fail(
+                            at,
+                            format!("camera '{}' (kind v4l2): missing field `device`", c.id),
+                        ));
+                    }
                     Some(d) if !d.get_ref().exists() => {
-                        return Err(fail(d.span().start, format!("camera '{}' field `device`: {} does not exist", c.id, d.get_ref().display())));
+                        return Err(fail(
+                            d.span().start,
+                            format!(
+                                "camera '{}' field `device`: {} does not exist",
+                                c.id,
+                                d.get_ref().display()
+                            ),
+                        ));
                     }
                     Some(_) => {}
                 },
                 CameraKind::File => match &mut c.path {
-                    None => return Err(fail(at, format!("camera '{}' (kind file): missing field `path`", c.id))),
+                    None => {
+                        return Err(fail(
+                            at,
+                            format!("camera '{}' (kind file): missing field `path`", c.id),
+                        ));
+                    }
                     Some(p) => {
                         let span = p.span();
                         let mut resolved = p.get_ref().clone();
-                        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
-                            if resolved.is_relative() {
-                                resolved = base.join(resolved);
-                            }
+                        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
+                            && resolved.is_relative()
+                        {
+                            resolved = base.join(resolved);
                         }
                         if !resolved.is_file() {
-                            return Err(fail(span.start, format!("camera '{}' field `path`: {} is not a readable file", c.id, resolved.display())));
+                            return Err(fail(
+                                span.start,
+                                format!(
+                                    "camera '{}' field `path`: {} is not a readable file",
+                                    c.id,
+                                    resolved.display()
+                                ),
+                            ));
                         }
                         *p = Spanned::new(span, resolved);
                     }
@@ -392,16 +448,34 @@ impl Config {
             let at = mic.span().start;
             let m = mic.get_ref();
             if !is_safe_id(&m.id) {
-                return Err(fail(at, format!("microphone field `id`: '{}' must be 1-32 letters, digits, '-' or '_'", m.id)));
+                return Err(fail(
+                    at,
+                    format!(
+                        "microphone field `id`: '{}' must be 1-32 letters, digits, '-' or '_'",
+                        m.id
+                    ),
+                ));
             }
             if !ids.insert(m.id.clone()) {
-                return Err(fail(at, format!("microphone field `id`: '{}' is used twice (or is reserved)", m.id)));
+                return Err(fail(
+                    at,
+                    format!(
+                        "microphone field `id`: '{}' is used twice (or is reserved)",
+                        m.id
+                    ),
+                ));
             }
         }
         for u in cfg.users.iter() {
             let at = u.span().start;
             if argon2::PasswordHash::new(&u.get_ref().password_hash).is_err() {
-                return Err(fail(at, format!("user '{}' field `password_hash`: not an argon2 hash (make one with `courtrec hash-password`)", u.get_ref().name)));
+                return Err(fail(
+                    at,
+                    format!(
+                        "user '{}' field `password_hash`: not an argon2 hash (make one with `courtrec hash-password`)",
+                        u.get_ref().name
+                    ),
+                ));
             }
         }
         Ok(cfg)
@@ -450,7 +524,8 @@ mod tests {
 
     #[test]
     fn missing_field_is_named() {
-        let text = "[courtroom]\nid = \"a\"\nname = \"A\"\n[[camera]]\nid = \"c1\"\nkind = \"test\"\n";
+        let text =
+            "[courtroom]\nid = \"a\"\nname = \"A\"\n[[camera]]\nid = \"c1\"\nkind = \"test\"\n";
         let e = Config::parse("x.toml", text, None).unwrap_err();
         assert!(e.msg.contains("role"), "{e}");
         assert!(e.line >= 4, "{e}");

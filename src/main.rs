@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "courtrec", version, about = "Records, seals and relays court hearings")]
+#[command(
+    name = "courtrec",
+    version,
+    about = "Records, seals and relays court hearings"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -64,7 +68,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.cmd {
-        Cmd::Serve { config, listen, data_dir } => load(&config).and_then(|mut cfg| {
+        Cmd::Serve {
+            config,
+            listen,
+            data_dir,
+        } => load(&config).and_then(|mut cfg| {
             if let Some(l) = listen {
                 cfg.server.listen = l;
             }
@@ -74,7 +82,11 @@ fn main() -> ExitCode {
             courtrec::serve::run(cfg).map_err(|e| e.to_string())
         }),
         Cmd::Hearing(args) => courtrec::cli::run(args),
-        Cmd::Check { config, data_dir, repair } => load(&config).and_then(|cfg| {
+        Cmd::Check {
+            config,
+            data_dir,
+            repair,
+        } => load(&config).and_then(|cfg| {
             let dir = data_dir.unwrap_or(cfg.server.data_dir);
             courtrec::cli::check(&dir, repair)
         }),

@@ -66,7 +66,10 @@ impl Alarms {
         if let Ok(r) = self.reported.lock() {
             v.extend(r.values().cloned());
         }
-        v.sort_by(|a, b| (a.severity != Severity::Critical, &a.key).cmp(&(b.severity != Severity::Critical, &b.key)));
+        v.sort_by(|a, b| {
+            (a.severity != Severity::Critical, &a.key)
+                .cmp(&(b.severity != Severity::Critical, &b.key))
+        });
         v
     }
 
@@ -122,7 +125,9 @@ impl WriterReport for Alarms {
             code: "frames_dropped".into(),
             severity: Severity::Warning,
             source: Some(track.to_string()),
-            message: format!("{count} frame(s) of {track} could not be written in time (the box is overloaded or the disk is slow)"),
+            message: format!(
+                "{count} frame(s) of {track} could not be written in time (the box is overloaded or the disk is slow)"
+            ),
             message_zh: format!("{track} 有 {count} 帧未能及时写入（设备过载或磁盘过慢）"),
             action: "Tell court IT after the hearing; recording continues.".into(),
             action_zh: "庭后请告知技术人员；录制仍在继续。".into(),
@@ -152,44 +157,63 @@ pub fn spawn(
     let started = Instant::now();
     let mut logged: BTreeMap<String, Alarm> = BTreeMap::new();
     let mut recording_since: Option<Instant> = None;
-    let spawned = std::thread::Builder::new().name("monitor".into()).spawn(move || loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let recording = hearings.is_recording();
-        match (recording, recording_since) {
-            (true, None) => recording_since = Some(Instant::now()),
-            (false, Some(_)) => recording_since = None,
-            _ => {}
-        }
-        let fresh = evaluate(&cfg, &data_dir, &status, &hearings, started, recording_since);
-        alarms.set_conditions(fresh);
-        // Log raised and cleared alarms in the active hearing.
-        let current: BTreeMap<String, Alarm> = alarms.active().into_iter().map(|a| (a.key.clone(), a)).collect();
-        if hearings.active_id().is_some() {
-            for (k, a) in &current {
-                if !logged.contains_key(k) && a.code != "hearing_not_opened" {
-                    let src = a.source.clone().unwrap_or_else(|| a.code.clone());
-                    if let Err(e) = hearings.device_event(EventKind::DeviceFault, &src, &a.message) {
-                        tracing::error!("logging fault event: {e}");
+    let spawned = std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let recording = hearings.is_recording();
+                match (recording, recording_since) {
+                    (true, None) => recording_since = Some(Instant::now()),
+                    (false, Some(_)) => recording_since = None,
+                    _ => {}
+                }
+                let fresh = evaluate(
+                    &cfg,
+                    &data_dir,
+                    &status,
+                    &hearings,
+                    started,
+                    recording_since,
+                );
+                alarms.set_conditions(fresh);
+                // Log raised and cleared alarms in the active hearing.
+                let current: BTreeMap<String, Alarm> = alarms
+                    .active()
+                    .into_iter()
+                    .map(|a| (a.key.clone(), a))
+                    .collect();
+                if hearings.active_id().is_some() {
+                    for (k, a) in &current {
+                        if !logged.contains_key(k) && a.code != "hearing_not_opened" {
+                            let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                            if let Err(e) =
+                                hearings.device_event(EventKind::DeviceFault, &src, &a.message)
+                            {
+                                tracing::error!("logging fault event: {e}");
+                            }
+                        }
+                    }
+                    for (k, a) in &logged {
+                        if !current.contains_key(k) && a.code != "hearing_not_opened" {
+                            let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                            let text = format!("resolved: {}", a.message);
+                            if let Err(e) =
+                                hearings.device_event(EventKind::DeviceRestored, &src, &text)
+                            {
+                                tracing::error!("logging restore event: {e}");
+                            }
+                        }
                     }
                 }
-            }
-            for (k, a) in &logged {
-                if !current.contains_key(k) && a.code != "hearing_not_opened" {
-                    let src = a.source.clone().unwrap_or_else(|| a.code.clone());
-                    let text = format!("resolved: {}", a.message);
-                    if let Err(e) = hearings.device_event(EventKind::DeviceRestored, &src, &text) {
-                        tracing::error!("logging restore event: {e}");
+                for (k, a) in &current {
+                    if !logged.contains_key(k) {
+                        tracing::warn!(alarm = %k, "ALARM: {} — {}", a.message, a.action);
                     }
                 }
+                logged = current;
             }
-        }
-        for (k, a) in &current {
-            if !logged.contains_key(k) {
-                tracing::warn!(alarm = %k, "ALARM: {} — {}", a.message, a.action);
-            }
-        }
-        logged = current;
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the alarm monitor: {e}");
     }
@@ -204,7 +228,13 @@ fn evaluate(
     recording_since: Option<Instant>,
 ) -> BTreeMap<String, Alarm> {
     let mut out = BTreeMap::new();
-    let mut add = |code: &str, severity: Severity, source: Option<&str>, msg: String, msg_zh: String, action: &str, action_zh: &str| {
+    let mut add = |code: &str,
+                   severity: Severity,
+                   source: Option<&str>,
+                   msg: String,
+                   msg_zh: String,
+                   action: &str,
+                   action_zh: &str| {
         let key = match source {
             Some(s) => format!("{code}:{s}"),
             None => code.to_string(),
@@ -227,7 +257,11 @@ fn evaluate(
     let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
     let grace = started.elapsed() > Duration::from_secs(5).max(lost_after);
     for s in status.snapshot() {
-        let name = if s.label.is_empty() { s.id.clone() } else { format!("{} ({})", s.label, s.id) };
+        let name = if s.label.is_empty() {
+            s.id.clone()
+        } else {
+            format!("{} ({})", s.label, s.id)
+        };
         let lost = match s.last_buffer {
             Some(t) => t.elapsed() > lost_after,
             None => grace,
@@ -237,7 +271,13 @@ fn evaluate(
                 "camera_lost",
                 Severity::Critical,
                 Some(&s.id),
-                format!("Camera {name} sends no picture{}", s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()),
+                format!(
+                    "Camera {name} sends no picture{}",
+                    s.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
                 format!("摄像机 {name} 无画面"),
                 "Check the camera's cable and power. The other cameras and microphones keep recording.",
                 "请检查该摄像机的线缆和电源。其他摄像机和麦克风仍在录制。",
@@ -260,8 +300,14 @@ fn evaluate(
                             "mic_silent",
                             Severity::Warning,
                             Some(&s.id),
-                            format!("Microphone {name} has been silent for more than {} s while recording", cfg.alarms.mic_silence_s),
-                            format!("麦克风 {name} 录制中已静音超过 {} 秒", cfg.alarms.mic_silence_s),
+                            format!(
+                                "Microphone {name} has been silent for more than {} s while recording",
+                                cfg.alarms.mic_silence_s
+                            ),
+                            format!(
+                                "麦克风 {name} 录制中已静音超过 {} 秒",
+                                cfg.alarms.mic_silence_s
+                            ),
                             "Check that the microphone is switched on and not muted.",
                             "请确认麦克风已打开且未静音。",
                         );
@@ -271,24 +317,32 @@ fn evaluate(
             _ => {}
         }
     }
-    if let Some((free, _)) = disk_space(data_dir) {
-        if free < cfg.alarms.disk_free_min_bytes {
-            add(
-                "disk_low",
-                Severity::Critical,
-                None,
-                format!("The recording disk is nearly full: {} MB free", free / 1_000_000),
-                format!("录像磁盘即将写满：剩余 {} MB", free / 1_000_000),
-                "Call court IT to copy old hearings to the archive and free space before the disk fills.",
-                "请联系技术人员将旧庭审归档并释放空间。",
-            );
-        }
+    if let Some((free, _)) = disk_space(data_dir)
+        && free < cfg.alarms.disk_free_min_bytes
+    {
+        add(
+            "disk_low",
+            Severity::Critical,
+            None,
+            format!(
+                "The recording disk is nearly full: {} MB free",
+                free / 1_000_000
+            ),
+            format!("录像磁盘即将写满：剩余 {} MB", free / 1_000_000),
+            "Call court IT to copy old hearings to the archive and free space before the disk fills.",
+            "请联系技术人员将旧庭审归档并释放空间。",
+        );
     }
     let late_after = chrono::Duration::seconds(cfg.alarms.hearing_not_opened_s as i64);
     let now_t = chrono::Utc::now();
     if let Ok(list) = hearings.index.hearings() {
         for h in list.iter().filter(|h| h.state == HearingState::Scheduled) {
-            let Some(s) = h.meta.scheduled_start.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) else {
+            let Some(s) = h
+                .meta
+                .scheduled_start
+                .as_deref()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            else {
                 continue;
             };
             let due = s.with_timezone(&chrono::Utc) + late_after;
@@ -297,8 +351,15 @@ fn evaluate(
                     "hearing_not_opened",
                     Severity::Warning,
                     Some(&h.id),
-                    format!("Hearing {} was scheduled for {} and is not open: it is not being recorded", h.meta.case_number, h.meta.scheduled_start.as_deref().unwrap_or("")),
-                    format!("庭审 {} 已到开庭时间但尚未开庭：未在录制", h.meta.case_number),
+                    format!(
+                        "Hearing {} was scheduled for {} and is not open: it is not being recorded",
+                        h.meta.case_number,
+                        h.meta.scheduled_start.as_deref().unwrap_or("")
+                    ),
+                    format!(
+                        "庭审 {} 已到开庭时间但尚未开庭：未在录制",
+                        h.meta.case_number
+                    ),
                     "If the hearing has started, press \"Open hearing and start recording\" now.",
                     "如已开庭，请立即点击“开庭并开始录制”。",
                 );

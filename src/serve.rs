@@ -1,8 +1,8 @@
 //! `courtrec serve`: wires config → capture → recording → archive and the HTTP API,
 //! recovers hearings a crash left open, and shuts down cleanly on SIGTERM.
 
-use crate::archive::{index::Index, DataDir};
-use crate::capture::{pipeline::Capture, SourceStatus};
+use crate::archive::{DataDir, index::Index};
+use crate::capture::{SourceStatus, pipeline::Capture};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{self, AppState};
@@ -44,7 +44,13 @@ pub fn run(cfg: Config) -> Result<()> {
         tracing::warn!(hearing = %id, "recovered a hearing left open by an unclean stop");
         println!("courtrec: recovered hearing {id} after an unclean stop (see its recovery event)");
     }
-    monitor::spawn(cfg.clone(), data.root.clone(), sources.clone(), alarms.clone(), hearings.clone());
+    monitor::spawn(
+        cfg.clone(),
+        data.root.clone(),
+        sources.clone(),
+        alarms.clone(),
+        hearings.clone(),
+    );
 
     let state = AppState {
         cfg: cfg.clone(),
@@ -61,10 +67,17 @@ pub fn run(cfg: Config) -> Result<()> {
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the runtime: {e}")))?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(cfg.server.listen).await.map_err(|e| {
-            Error::new(ErrorKind::Unavailable, format!("cannot listen on {}: {e}", cfg.server.listen))
-        })?;
-        let addr = listener.local_addr().map_err(|e| Error::io("listener address", e))?;
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot listen on {}: {e}", cfg.server.listen),
+                )
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("listener address", e))?;
         announce(&cfg, addr, &device_id, &data);
         axum::serve(listener, http::router(state))
             .with_graceful_shutdown(shutdown_signal())
@@ -79,14 +92,19 @@ pub fn run(cfg: Config) -> Result<()> {
 }
 
 fn announce(cfg: &Config, addr: std::net::SocketAddr, device_id: &str, data: &DataDir) {
-    println!("courtrec: courtroom '{}' ({}) listening on http://{addr}/", cfg.courtroom.name, cfg.courtroom.id);
+    println!(
+        "courtrec: courtroom '{}' ({}) listening on http://{addr}/",
+        cfg.courtroom.name, cfg.courtroom.id
+    );
     println!("  API:      http://{addr}/api/v1/  (see docs/api.md)");
     println!("  status:   http://{addr}/api/v1/status");
     println!("  data:     {}", data.root.display());
     println!("  device:   {device_id}");
     if cfg.demo {
         println!("  DEMO courtroom: 4 test cameras, 4 test microphones.");
-        println!("  Demo users (password \"demo\"): clerk, judge, admin. Never use the demo on a real courtroom.");
+        println!(
+            "  Demo users (password \"demo\"): clerk, judge, admin. Never use the demo on a real courtroom."
+        );
     }
 }
 

@@ -18,18 +18,27 @@ fn sleep_s(s: f64) {
 }
 
 fn unix_now_s() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn wall_s(rfc3339: &str) -> f64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis() as f64 / 1000.0
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis() as f64
+        / 1000.0
 }
 
 /// Start and end (media seconds) of a run of a track's segments per ffprobe.
 fn probe_run(paths: &[std::path::PathBuf]) -> (f64, f64) {
     let first = ffprobe(&paths[0]);
     let last = ffprobe(paths.last().unwrap());
-    (first.start_s - PTS_OFFSET_S, last.start_s + last.duration_s - PTS_OFFSET_S)
+    (
+        first.start_s - PTS_OFFSET_S,
+        last.start_s + last.duration_s - PTS_OFFSET_S,
+    )
 }
 
 #[test]
@@ -41,38 +50,99 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
     let clerk = d.login("clerk", "demo");
 
     let case = "(2026)X0101民初123号";
-    let h = d.ok("POST", "/api/v1/hearings", &clerk, Some(json!({
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({
         "case_number": case, "title": "Li v. Wang (loan dispute)", "visibility": "public",
-        "scheduled_start": "2026-11-27T09:30:00+08:00"})));
+        "scheduled_start": "2026-11-27T09:30:00+08:00"})),
+    );
     let id = h["id"].as_str().unwrap().to_string();
     assert_eq!(h["state"], "scheduled");
     assert_eq!(h["courtroom"], "demo-1");
-    let names: Vec<&str> = h["tracks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["cam1", "cam2", "cam3", "cam4", "mic1", "mic2", "mic3", "mic4", "composite"]);
+    let names: Vec<&str> = h["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cam1",
+            "cam2",
+            "cam3",
+            "cam4",
+            "mic1",
+            "mic2",
+            "mic3",
+            "mic4",
+            "composite"
+        ]
+    );
     assert_eq!(h["tracks"][0]["role"], "judge");
     assert_eq!(h["tracks"][4]["kind"], "audio");
     assert_eq!(h["tracks"][8]["kind"], "composite");
 
     // Found by a part of its case number.
-    let found = d.ok("GET", "/api/v1/hearings?case_number=%E6%B0%91%E5%88%9D123", &clerk, None);
-    assert!(found["hearings"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()));
+    let found = d.ok(
+        "GET",
+        "/api/v1/hearings?case_number=%E6%B0%91%E5%88%9D123",
+        &clerk,
+        None,
+    );
+    assert!(
+        found["hearings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str())
+    );
 
     d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
     let st = d.ok("GET", "/api/v1/status", &clerk, None);
     assert_eq!(st["recording"], true);
     assert_eq!(st["hearing"]["id"], id.as_str());
     sleep_s(4.0);
-    d.ok("POST", &format!("/api/v1/hearings/{id}/marks"), &clerk, Some(json!({"text": "Exhibit 3 shown"})));
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/marks"),
+        &clerk,
+        Some(json!({"text": "Exhibit 3 shown"})),
+    );
     sleep_s(1.0);
-    d.ok("POST", &format!("/api/v1/hearings/{id}/recess"), &clerk,
-        Some(json!({"reason": "non_public_evidence", "note": "trade secret exhibit"})));
-    assert_eq!(d.ok("GET", "/api/v1/status", &clerk, None)["recording"], false);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/recess"),
+        &clerk,
+        Some(json!({"reason": "non_public_evidence", "note": "trade secret exhibit"})),
+    );
+    assert_eq!(
+        d.ok("GET", "/api/v1/status", &clerk, None)["recording"],
+        false
+    );
     sleep_s(2.0);
-    d.ok("POST", &format!("/api/v1/hearings/{id}/resume"), &clerk, None);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/resume"),
+        &clerk,
+        None,
+    );
     sleep_s(3.0);
-    d.ok("POST", &format!("/api/v1/hearings/{id}/marks"), &clerk, Some(json!({"text": "witness Li sworn in"})));
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/marks"),
+        &clerk,
+        Some(json!({"text": "witness Li sworn in"})),
+    );
     sleep_s(1.0);
-    let h = d.ok("POST", &format!("/api/v1/hearings/{id}/close"), &clerk, None);
+    let h = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
     assert_eq!(h["state"], "closed");
 
     // The interruption log: every step, in order, with times.
@@ -82,9 +152,18 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
     assert_eq!(ev[1]["text"], "Exhibit 3 shown");
     assert_eq!(ev[2]["reason"], "non_public_evidence");
     assert_eq!(ev[2]["text"], "trade secret exhibit");
-    assert!(ev.iter().all(|e| e["actor"] == "clerk" && e["wall_time"].is_string()));
-    let t: Vec<f64> = ev.iter().map(|e| e["media_time_ms"].as_i64().unwrap() as f64 / 1000.0).collect();
-    assert!(t.windows(2).all(|w| w[0] <= w[1]), "media times go forward: {t:?}");
+    assert!(
+        ev.iter()
+            .all(|e| e["actor"] == "clerk" && e["wall_time"].is_string())
+    );
+    let t: Vec<f64> = ev
+        .iter()
+        .map(|e| e["media_time_ms"].as_i64().unwrap() as f64 / 1000.0)
+        .collect();
+    assert!(
+        t.windows(2).all(|w| w[0] <= w[1]),
+        "media times go forward: {t:?}"
+    );
     let (open_t, recess_t, resume_t, close_t) = (t[0], t[2], t[3], t[5]);
     let expected_s = (recess_t - open_t) + (close_t - resume_t);
     assert!(h["recess_count"] == 1 && h["marks_count"] == 2);
@@ -94,31 +173,51 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
         let segs = segments(&records, track);
         let paths = files(&data, &id, track);
         // Every file on disk is in the manifest, once, numbered 1..n.
-        assert_eq!(segs.len(), paths.len(), "{track}: manifest and files differ");
+        assert_eq!(
+            segs.len(),
+            paths.len(),
+            "{track}: manifest and files differ"
+        );
         for (i, s) in segs.iter().enumerate() {
             assert_eq!(s["seq"].as_u64().unwrap(), i as u64 + 1);
             assert!(paths[i].ends_with(s["file"].as_str().unwrap()));
-            assert!(s["media_duration_ns"].as_u64().unwrap() <= 2_100_000_000, "{track}: segment longer than 2 s: {s}");
+            assert!(
+                s["media_duration_ns"].as_u64().unwrap() <= 2_100_000_000,
+                "{track}: segment longer than 2 s: {s}"
+            );
         }
         // Split at the recess: segments starting before the resume belong to the first run.
-        let (run1, run2): (Vec<_>, Vec<_>) = paths.iter().cloned().zip(segs.iter())
-            .partition(|(_, s)| (s["media_start_ns"].as_i64().unwrap() as f64) / 1e9 < resume_t);
+        let (run1, run2): (Vec<_>, Vec<_>) =
+            paths.iter().cloned().zip(segs.iter()).partition(|(_, s)| {
+                (s["media_start_ns"].as_i64().unwrap() as f64) / 1e9 < resume_t
+            });
         let run1: Vec<_> = run1.into_iter().map(|(p, _)| p).collect();
         let run2: Vec<_> = run2.into_iter().map(|(p, _)| p).collect();
-        assert!(!run1.is_empty() && !run2.is_empty(), "{track}: both runs recorded");
+        assert!(
+            !run1.is_empty() && !run2.is_empty(),
+            "{track}: both runs recorded"
+        );
         let mut total = 0.0;
         for (run, start_t, end_t) in [(&run1, open_t, recess_t), (&run2, resume_t, close_t)] {
             let (s, e) = probe_run(run);
             // Each track starts within one frame after the open/resume and ends within
             // one frame of the recess/close.
-            assert!(s >= start_t - SLACK_S && s <= start_t + FRAME_S + SLACK_S, "{track}: starts at {s}, run began at {start_t}");
-            assert!((e - end_t).abs() <= FRAME_S + SLACK_S, "{track}: ends at {e}, run ended at {end_t}");
+            assert!(
+                s >= start_t - SLACK_S && s <= start_t + FRAME_S + SLACK_S,
+                "{track}: starts at {s}, run began at {start_t}"
+            );
+            assert!(
+                (e - end_t).abs() <= FRAME_S + SLACK_S,
+                "{track}: ends at {e}, run ended at {end_t}"
+            );
             for p in run.iter() {
                 total += ffprobe(p).duration_s;
             }
         }
-        assert!((total - expected_s).abs() <= 2.0 * FRAME_S + SLACK_S,
-            "{track}: {total:.3} s recorded, {expected_s:.3} s expected (time open minus the recess)");
+        assert!(
+            (total - expected_s).abs() <= 2.0 * FRAME_S + SLACK_S,
+            "{track}: {total:.3} s recorded, {expected_s:.3} s expected (time open minus the recess)"
+        );
         // Every segment decodes, with the codec the track promises.
         for p in &paths {
             assert_decodes(p);
@@ -130,7 +229,10 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
             };
             assert_eq!(pr.codecs, want, "{}", p.display());
             if want == ["aac"] {
-                assert_eq!(pr.json["streams"][0]["channels"], 1, "microphones are recorded mono");
+                assert_eq!(
+                    pr.json["streams"][0]["channels"], 1,
+                    "microphones are recorded mono"
+                );
             }
         }
     }
@@ -144,19 +246,30 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
     d.stop();
     let dd = data.to_str().unwrap();
     let out = courtrec(&["check", "--data-dir", dd]);
-    assert!(out.status.success(), "check: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "check: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 problem(s)"));
     std::fs::remove_dir_all(data.join("index")).unwrap();
     let out = courtrec(&["check", "--data-dir", dd]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not in the index"));
-    assert!(courtrec(&["check", "--data-dir", dd, "--repair"]).status.success());
+    assert!(
+        courtrec(&["check", "--data-dir", dd, "--repair"])
+            .status
+            .success()
+    );
     assert!(courtrec(&["check", "--data-dir", dd]).status.success());
     d.restart();
     let judge = d.login("judge", "demo");
     let again = d.ok("GET", &format!("/api/v1/hearings/{id}"), &judge, None);
     assert_eq!(again["state"], "closed");
-    assert_eq!(again["events"].as_array().unwrap().len(), h["events"].as_array().unwrap().len());
+    assert_eq!(
+        again["events"].as_array().unwrap().len(),
+        h["events"].as_array().unwrap().len()
+    );
     d.stop();
 }
 
@@ -180,39 +293,85 @@ fn sigkill_loses_at_most_one_second_and_the_hearing_resumes() {
     d.restart();
     let clerk = d.login("clerk", "demo");
     let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
-    assert_eq!(h["state"], "open", "a hearing that was never closed goes on recording");
+    assert_eq!(
+        h["state"], "open",
+        "a hearing that was never closed goes on recording"
+    );
     let rec = events_of(&h, &["recovery"]);
     assert_eq!(rec.len(), 1, "one recovery event: {h}");
     let gap_from = rec[0]["gap_from_ms"].as_i64().unwrap() as f64 / 1000.0;
     let gap_to = rec[0]["gap_to_ms"].as_i64().unwrap() as f64 / 1000.0;
     // At most 1 s of what was captured before the kill is missing.
-    assert!(gap_from >= killed_media - 1.0, "recorded up to {gap_from:.3} s, killed at {killed_media:.3} s");
-    assert!(gap_to >= killed_media && gap_to <= killed_media + restarted.elapsed().as_secs_f64() + 1.0);
-    assert!(rec[0]["text"].as_str().unwrap().contains("recording resumed"));
+    assert!(
+        gap_from >= killed_media - 1.0,
+        "recorded up to {gap_from:.3} s, killed at {killed_media:.3} s"
+    );
+    assert!(
+        gap_to >= killed_media && gap_to <= killed_media + restarted.elapsed().as_secs_f64() + 1.0
+    );
+    assert!(
+        rec[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("recording resumed")
+    );
 
     sleep_s(3.0);
-    d.ok("POST", &format!("/api/v1/hearings/{id}/close"), &clerk, None);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
     d.stop();
 
     let records = manifest(&data, &id);
     for track in ["cam1", "cam3", "mic2", "composite"] {
         let segs = segments(&records, track);
         let paths = files(&data, &id, track);
-        assert_eq!(segs.len(), paths.len(), "{track}: every surviving file is in the manifest");
+        assert_eq!(
+            segs.len(),
+            paths.len(),
+            "{track}: every surviving file is in the manifest"
+        );
         let seqs: Vec<u64> = segs.iter().map(|s| s["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, (1..=segs.len() as u64).collect::<Vec<_>>(), "{track}: contiguous numbering across the crash");
-        assert!(segs.iter().any(|s| s["partial"] == true), "{track}: the segment cut off by the kill is recorded as partial");
+        assert_eq!(
+            seqs,
+            (1..=segs.len() as u64).collect::<Vec<_>>(),
+            "{track}: contiguous numbering across the crash"
+        );
+        assert!(
+            segs.iter().any(|s| s["partial"] == true),
+            "{track}: the segment cut off by the kill is recorded as partial"
+        );
         // Recording went on after the restart.
-        assert!(segs.iter().any(|s| s["media_start_ns"].as_i64().unwrap() as f64 / 1e9 >= gap_to - 0.1), "{track}: recorded after recovery");
+        assert!(
+            segs.iter()
+                .any(|s| s["media_start_ns"].as_i64().unwrap() as f64 / 1e9 >= gap_to - 0.1),
+            "{track}: recorded after recovery"
+        );
         for p in &paths {
             assert_decodes(p);
         }
         // Before the kill, the track is covered up to within 1 s of the kill.
-        let before_end = segs.iter().filter(|s| (s["media_start_ns"].as_i64().unwrap() as f64 / 1e9) < killed_media)
-            .map(|s| (s["media_start_ns"].as_i64().unwrap() + s["media_duration_ns"].as_i64().unwrap()) as f64 / 1e9)
+        let before_end = segs
+            .iter()
+            .filter(|s| (s["media_start_ns"].as_i64().unwrap() as f64 / 1e9) < killed_media)
+            .map(|s| {
+                (s["media_start_ns"].as_i64().unwrap() + s["media_duration_ns"].as_i64().unwrap())
+                    as f64
+                    / 1e9
+            })
             .fold(0.0, f64::max);
-        assert!(before_end >= killed_media - 1.0, "{track}: covered up to {before_end:.3} s of {killed_media:.3} s");
+        assert!(
+            before_end >= killed_media - 1.0,
+            "{track}: covered up to {before_end:.3} s of {killed_media:.3} s"
+        );
     }
     let out = courtrec(&["check", "--data-dir", data.to_str().unwrap()]);
-    assert!(out.status.success(), "check after recovery: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "check after recovery: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

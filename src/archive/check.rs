@@ -2,10 +2,10 @@
 //! `--repair` rebuilds the index from the folders. It reads every segment to check its
 //! length and SHA-256 against the manifest.
 
+use super::DataDir;
 use super::index::{HearingDoc, Index};
 use super::manifest;
 use super::records::Record;
-use super::DataDir;
 use crate::error::Result;
 use std::collections::BTreeSet;
 
@@ -26,12 +26,24 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
     let mut rebuilt: Vec<(HearingDoc, Vec<super::records::SegmentRecord>)> = Vec::new();
     let mut on_disk = BTreeSet::new();
     let mut folders: Vec<_> = match std::fs::read_dir(data.hearings()) {
-        Ok(rd) => rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect(),
-        Err(e) => return Err(crate::error::Error::io(format!("reading {}", data.hearings().display()), e)),
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(e) => {
+            return Err(crate::error::Error::io(
+                format!("reading {}", data.hearings().display()),
+                e,
+            ));
+        }
     };
     folders.sort();
     for path in folders {
-        let id = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let id = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         on_disk.insert(id.clone());
         report.hearings += 1;
         let dir = data.hearing(&id);
@@ -65,12 +77,17 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
                 match super::hash_file(&p) {
                     Ok((sha, len)) if sha == s.sha256 && len == s.bytes => {}
                     Ok((_, len)) if len != s.bytes => report.problems.push(format!(
-                        "hearing {id}: {} is {len} bytes, the manifest says {}", s.file, s.bytes
+                        "hearing {id}: {} is {len} bytes, the manifest says {}",
+                        s.file, s.bytes
                     )),
                     Ok(_) => report.problems.push(format!(
-                        "hearing {id}: {} does not match its SHA-256 in the manifest (modified)", s.file
+                        "hearing {id}: {} does not match its SHA-256 in the manifest (modified)",
+                        s.file
                     )),
-                    Err(e) => report.problems.push(format!("hearing {id}: {} is missing or unreadable: {e}", s.file)),
+                    Err(e) => report.problems.push(format!(
+                        "hearing {id}: {} is missing or unreadable: {e}",
+                        s.file
+                    )),
                 }
                 segs.push(s.clone());
             }
@@ -79,7 +96,11 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
             for t in tracks.flatten() {
                 if let Ok(files) = std::fs::read_dir(t.path()) {
                     for f in files.flatten() {
-                        let rel = format!("tracks/{}/{}", t.file_name().to_string_lossy(), f.file_name().to_string_lossy());
+                        let rel = format!(
+                            "tracks/{}/{}",
+                            t.file_name().to_string_lossy(),
+                            f.file_name().to_string_lossy()
+                        );
                         if !listed.contains(&rel) {
                             report.problems.push(format!(
                                 "hearing {id}: {rel} is not in the manifest (cut off by a crash; the daemon records it as partial when it resumes the hearing)"
@@ -91,15 +112,22 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
         }
         match index.hearing(&id) {
             Ok(Some(indexed)) if indexed == doc => {}
-            Ok(Some(_)) => report.problems.push(format!("hearing {id}: the index differs from the manifest")),
-            Ok(None) => report.problems.push(format!("hearing {id}: not in the index")),
+            Ok(Some(_)) => report
+                .problems
+                .push(format!("hearing {id}: the index differs from the manifest")),
+            Ok(None) => report
+                .problems
+                .push(format!("hearing {id}: not in the index")),
             Err(e) => report.problems.push(format!("hearing {id}: {e}")),
         }
         rebuilt.push((doc, segs));
     }
     for h in index.hearings().unwrap_or_default() {
         if !on_disk.contains(&h.id) {
-            report.problems.push(format!("hearing {}: in the index but its folder is missing", h.id));
+            report.problems.push(format!(
+                "hearing {}: in the index but its folder is missing",
+                h.id
+            ));
         }
     }
     if repair {

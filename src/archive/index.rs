@@ -64,7 +64,10 @@ impl HearingDoc {
             _ => {
                 return Err(Error::new(
                     ErrorKind::Invalid,
-                    format!("hearing {}: first manifest record is not a `created` event", ev.hearing_id),
+                    format!(
+                        "hearing {}: first manifest record is not a `created` event",
+                        ev.hearing_id
+                    ),
                 ));
             }
         };
@@ -99,15 +102,24 @@ impl HearingDoc {
                 t.bytes += s.bytes;
                 t.duration_ns += s.media_duration_ns;
                 t.last_seq = t.last_seq.max(s.seq);
-                t.media_end_ns = t.media_end_ns.max(s.media_start_ns + s.media_duration_ns as i64);
+                t.media_end_ns = t
+                    .media_end_ns
+                    .max(s.media_start_ns + s.media_duration_ns as i64);
             }
         }
     }
 
     /// Builds a doc from a whole manifest.
     pub fn from_entries(entries: &[Entry]) -> Result<HearingDoc> {
-        let Some(Entry { record: Record::Event(first), .. }) = entries.first() else {
-            return Err(Error::new(ErrorKind::Invalid, "manifest has no `created` event"));
+        let Some(Entry {
+            record: Record::Event(first),
+            ..
+        }) = entries.first()
+        else {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                "manifest has no `created` event",
+            ));
         };
         let mut doc = HearingDoc::from_created(first)?;
         for e in &entries[1..] {
@@ -192,15 +204,23 @@ impl Index {
     }
 
     pub fn hearing(&self, id: &str) -> Result<Option<HearingDoc>> {
-        self.hearings.get(id.as_bytes())?.map(|v| from_json(&v)).transpose()
+        self.hearings
+            .get(id.as_bytes())?
+            .map(|v| from_json(&v))
+            .transpose()
     }
 
     pub fn hearings(&self) -> Result<Vec<HearingDoc>> {
-        self.hearings.iter().values().map(|v| from_json(&v?)).collect()
+        self.hearings
+            .iter()
+            .values()
+            .map(|v| from_json(&v?))
+            .collect()
     }
 
     pub fn put_segment(&self, s: &SegmentRecord) -> Result<()> {
-        self.segments.insert(segment_key(&s.hearing_id, &s.track, s.seq), to_json(s)?)?;
+        self.segments
+            .insert(segment_key(&s.hearing_id, &s.track, s.seq), to_json(s)?)?;
         Ok(())
     }
 
@@ -210,7 +230,11 @@ impl Index {
         prefix.push(0);
         prefix.extend_from_slice(track.as_bytes());
         prefix.push(0);
-        self.segments.scan_prefix(prefix).values().map(|v| from_json(&v?)).collect()
+        self.segments
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| from_json(&v?))
+            .collect()
     }
 
     /// Removes every hearing and segment (before a rebuild from the files).
@@ -226,7 +250,10 @@ impl Index {
     }
 
     pub fn user(&self, name: &str) -> Result<Option<UserDoc>> {
-        self.users.get(name.as_bytes())?.map(|v| from_json(&v)).transpose()
+        self.users
+            .get(name.as_bytes())?
+            .map(|v| from_json(&v))
+            .transpose()
     }
 
     pub fn put_token(&self, token_sha256: &str, t: &TokenDoc) -> Result<()> {
@@ -235,7 +262,10 @@ impl Index {
     }
 
     pub fn token(&self, token_sha256: &str) -> Result<Option<TokenDoc>> {
-        self.tokens.get(token_sha256.as_bytes())?.map(|v| from_json(&v)).transpose()
+        self.tokens
+            .get(token_sha256.as_bytes())?
+            .map(|v| from_json(&v))
+            .transpose()
     }
 
     pub fn remove_token(&self, token_sha256: &str) -> Result<()> {

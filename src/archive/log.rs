@@ -2,10 +2,10 @@
 //! in step behind one lock so the index never runs ahead of (or disagrees with) the
 //! file.
 
+use super::HearingDir;
 use super::index::{HearingDoc, Index};
 use super::manifest::Manifest;
 use super::records::{Entry, Record};
-use super::HearingDir;
 use crate::error::Result;
 
 pub struct HearingLog {
@@ -26,12 +26,21 @@ impl HearingLog {
         }
         let (mut manifest, existing, _) = Manifest::open(&dir.manifest())?;
         if !existing.is_empty() {
-            crate::bail!(Conflict, "hearing folder {} already has a manifest", dir.root.display());
+            crate::bail!(
+                Conflict,
+                "hearing folder {} already has a manifest",
+                dir.root.display()
+            );
         }
         let entry = manifest.append(created)?;
         let doc = HearingDoc::from_entries(&[entry])?;
         index.put_hearing(&doc)?;
-        Ok(HearingLog { dir, manifest, doc, index })
+        Ok(HearingLog {
+            dir,
+            manifest,
+            doc,
+            index,
+        })
     }
 
     /// Opens an existing hearing's log (cutting a torn last line), re-deriving its doc.
@@ -40,7 +49,16 @@ impl HearingLog {
         let (manifest, entries, torn) = Manifest::open(&dir.manifest())?;
         let doc = HearingDoc::from_entries(&entries)?;
         index.put_hearing(&doc)?;
-        Ok((HearingLog { dir, manifest, doc, index }, entries, torn))
+        Ok((
+            HearingLog {
+                dir,
+                manifest,
+                doc,
+                index,
+            },
+            entries,
+            torn,
+        ))
     }
 
     /// Appends a record durably, then updates the index.

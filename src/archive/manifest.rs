@@ -60,13 +60,20 @@ pub fn parse(text: &[u8], name: &str) -> Result<ReadReport> {
         if entry.n != n {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                format!("{name}: line {} says it is entry {}: entries were removed or reordered", n + 1, entry.n),
+                format!(
+                    "{name}: line {} says it is entry {}: entries were removed or reordered",
+                    n + 1,
+                    entry.n
+                ),
             ));
         }
         if entry.prev != prev {
             return Err(Error::new(
                 ErrorKind::Invalid,
-                format!("{name}: line {} does not chain to the line before it: a line was removed, inserted, edited or reordered", n + 1),
+                format!(
+                    "{name}: line {} does not chain to the line before it: a line was removed, inserted, edited or reordered",
+                    n + 1
+                ),
             ));
         }
         prev = super::sha256_hex(line);
@@ -92,7 +99,11 @@ impl Manifest {
     /// by a crash. Returns the manifest, its entries, and the torn bytes removed.
     pub fn open(path: &Path) -> Result<(Manifest, Vec<Entry>, u64)> {
         let exists = path.exists();
-        let report = if exists { read(path)? } else { ReadReport::default() };
+        let report = if exists {
+            read(path)?
+        } else {
+            ReadReport::default()
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -105,11 +116,9 @@ impl Manifest {
                 .and_then(|_| file.sync_data())
                 .map_err(|e| Error::io(format!("truncating torn line of {}", path.display()), e))?;
         }
-        if !exists {
-            if let Some(dir) = path.parent() {
-                // Make the new file's directory entry durable before anything depends on it.
-                super::sync_dir(dir)?;
-            }
+        if !exists && let Some(dir) = path.parent() {
+            // Make the new file's directory entry durable before anything depends on it.
+            super::sync_dir(dir)?;
         }
         let prev = match report.entries.last() {
             None => GENESIS_PREV.to_string(),
@@ -156,7 +165,10 @@ impl Manifest {
 }
 
 fn json_err(e: serde_json::Error) -> Error {
-    Error::new(ErrorKind::Internal, format!("serialising manifest record: {e}"))
+    Error::new(
+        ErrorKind::Internal,
+        format!("serialising manifest record: {e}"),
+    )
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ impl HearingDir {
 /// there, never a torn mix: write a temporary file, fsync it, rename, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+    let mut f =
+        File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
@@ -121,7 +122,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     use sha2::Digest;
     use std::io::Read;
-    let mut f = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut f =
+        File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;

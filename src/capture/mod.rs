@@ -167,35 +167,35 @@ impl SourceStatus {
 
     /// Records that source `idx` delivered a buffer now.
     pub fn saw_buffer(&self, idx: usize) {
-        if let Ok(mut s) = self.sources.lock() {
-            if let Some(src) = s.get_mut(idx) {
-                src.last_buffer = Some(Instant::now());
-                src.error = None;
-            }
+        if let Ok(mut s) = self.sources.lock()
+            && let Some(src) = s.get_mut(idx)
+        {
+            src.last_buffer = Some(Instant::now());
+            src.error = None;
         }
     }
 
     /// Records the level of an audio block of source `idx`.
     pub fn saw_level(&self, idx: usize, peak_dbfs: f64, rms_dbfs: f64) {
-        if let Ok(mut s) = self.sources.lock() {
-            if let Some(src) = s.get_mut(idx) {
-                let now = Instant::now();
-                src.last_buffer = Some(now);
-                src.peak_dbfs = Some(peak_dbfs);
-                src.rms_dbfs = Some(rms_dbfs);
-                if peak_dbfs > self.silence_dbfs {
-                    src.last_sound = Some(now);
-                }
-                src.error = None;
+        if let Ok(mut s) = self.sources.lock()
+            && let Some(src) = s.get_mut(idx)
+        {
+            let now = Instant::now();
+            src.last_buffer = Some(now);
+            src.peak_dbfs = Some(peak_dbfs);
+            src.rms_dbfs = Some(rms_dbfs);
+            if peak_dbfs > self.silence_dbfs {
+                src.last_sound = Some(now);
             }
+            src.error = None;
         }
     }
 
     pub fn set_error(&self, id: &str, err: String) {
-        if let Ok(mut s) = self.sources.lock() {
-            if let Some(src) = s.iter_mut().find(|s| s.id == id) {
-                src.error = Some(err);
-            }
+        if let Ok(mut s) = self.sources.lock()
+            && let Some(src) = s.iter_mut().find(|s| s.id == id)
+        {
+            src.error = Some(err);
         }
     }
 
@@ -215,8 +215,17 @@ pub fn levels_dbfs(samples: &[i16]) -> (f64, f64) {
         peak = peak.max((s as i32).abs());
         sum_sq += (s as f64) * (s as f64);
     }
-    let to_db = |v: f64| if v <= 0.0 { -100.0 } else { (20.0 * (v / 32768.0).log10()).max(-100.0) };
-    (to_db(peak as f64), to_db((sum_sq / samples.len() as f64).sqrt()))
+    let to_db = |v: f64| {
+        if v <= 0.0 {
+            -100.0
+        } else {
+            (20.0 * (v / 32768.0).log10()).max(-100.0)
+        }
+    };
+    (
+        to_db(peak as f64),
+        to_db((sum_sq / samples.len() as f64).sqrt()),
+    )
 }
 
 #[cfg(test)]
@@ -227,7 +236,9 @@ mod tests {
     fn levels() {
         let (p, r) = levels_dbfs(&[0; 100]);
         assert_eq!((p, r), (-100.0, -100.0));
-        let full: Vec<i16> = (0..100).map(|i| if i % 2 == 0 { 32767 } else { -32768 }).collect();
+        let full: Vec<i16> = (0..100)
+            .map(|i| if i % 2 == 0 { 32767 } else { -32768 })
+            .collect();
         let (p, r) = levels_dbfs(&full);
         assert!(p > -0.01 && r > -0.01);
         let half: Vec<i16> = vec![16384; 10];
@@ -238,6 +249,19 @@ mod tests {
     fn demo_tracks() {
         let specs = track_specs(&Config::demo());
         let names: Vec<_> = specs.iter().map(|s| s.info.name.as_str()).collect();
-        assert_eq!(names, ["cam1", "cam2", "cam3", "cam4", "mic1", "mic2", "mic3", "mic4", "composite"]);
+        assert_eq!(
+            names,
+            [
+                "cam1",
+                "cam2",
+                "cam3",
+                "cam4",
+                "mic1",
+                "mic2",
+                "mic3",
+                "mic4",
+                "composite"
+            ]
+        );
     }
 }

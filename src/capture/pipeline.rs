@@ -1,7 +1,7 @@
 //! Builds and runs the courtroom's GStreamer pipeline from the templates in
 //! `pipelines/`, and hands each track's encoded frames to the [`FrameSink`].
 
-use super::{levels_dbfs, CaptureControl, Frame, FrameSink, SourceStatus};
+use super::{CaptureControl, Frame, FrameSink, SourceStatus, levels_dbfs};
 use crate::config::{CameraKind, Config, MicrophoneKind, Role};
 use crate::error::{Error, ErrorKind, Result};
 use gstreamer as gst;
@@ -92,12 +92,42 @@ pub fn describe(cfg: &Config) -> String {
             ("height", cam.height.to_string()),
             ("fps", cam.fps.to_string()),
             ("bitrate_kbps", cam.bitrate_kbps.to_string()),
-            ("label", quote(if cam.label.is_empty() { &cam.id } else { &cam.label })),
-            ("pattern", cam.pattern.clone().unwrap_or_else(|| "smpte".into())),
+            (
+                "label",
+                quote(if cam.label.is_empty() {
+                    &cam.id
+                } else {
+                    &cam.label
+                }),
+            ),
+            (
+                "pattern",
+                cam.pattern.clone().unwrap_or_else(|| "smpte".into()),
+            ),
             ("url", quote(cam.url.as_deref().unwrap_or(""))),
-            ("preview_url", quote(cam.preview_url.as_deref().or(cam.url.as_deref()).unwrap_or(""))),
-            ("device", cam.device.as_ref().map(|d| d.get_ref().display().to_string()).unwrap_or_default()),
-            ("path", cam.path.as_ref().map(|p| p.get_ref().display().to_string()).unwrap_or_default()),
+            (
+                "preview_url",
+                quote(
+                    cam.preview_url
+                        .as_deref()
+                        .or(cam.url.as_deref())
+                        .unwrap_or(""),
+                ),
+            ),
+            (
+                "device",
+                cam.device
+                    .as_ref()
+                    .map(|d| d.get_ref().display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "path",
+                cam.path
+                    .as_ref()
+                    .map(|p| p.get_ref().display().to_string())
+                    .unwrap_or_default(),
+            ),
         ];
         match cam.kind {
             CameraKind::Test => parts.push(fill(CAMERA_TEST, &vars)),
@@ -130,11 +160,17 @@ pub fn describe(cfg: &Config) -> String {
             ("id", mic.id.clone()),
             ("freq", format!("{freq}")),
             // A 100 ms beep each second, in step with the test cameras' flash.
-            ("beep_periods", format!("{}", (freq / 10.0).round().max(1.0) as u64)),
+            (
+                "beep_periods",
+                format!("{}", (freq / 10.0).round().max(1.0) as u64),
+            ),
             ("bitrate", (mic.bitrate_kbps * 1000).to_string()),
             (
                 "device_prop",
-                mic.device.as_deref().map(|d| format!("device=\"{}\"", quote(d))).unwrap_or_default(),
+                mic.device
+                    .as_deref()
+                    .map(|d| format!("device=\"{}\"", quote(d)))
+                    .unwrap_or_default(),
             ),
         ];
         parts.push(match mic.kind {
@@ -151,7 +187,10 @@ pub fn describe(cfg: &Config) -> String {
             ("height", comp.height.to_string()),
             ("fps", comp.fps.to_string()),
             ("bitrate_kbps", comp.bitrate_kbps.to_string()),
-            ("audio_bitrate", (comp.audio_bitrate_kbps * 1000).to_string()),
+            (
+                "audio_bitrate",
+                (comp.audio_bitrate_kbps * 1000).to_string(),
+            ),
             ("caption", quote(&cfg.courtroom.name)),
             ("pane_props", pane_props.join(" ")),
         ],
@@ -179,7 +218,11 @@ fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> Option<(i64, Opt
 impl Capture {
     /// Builds the pipeline and starts it. Frames of track `i` (in
     /// [`super::track_specs`] order) go to `sink.push(i, ..)`.
-    pub fn start(cfg: &Config, sink: Arc<dyn FrameSink>, status: Arc<SourceStatus>) -> Result<Capture> {
+    pub fn start(
+        cfg: &Config,
+        sink: Arc<dyn FrameSink>,
+        status: Arc<SourceStatus>,
+    ) -> Result<Capture> {
         gst::init().map_err(|e| Error::new(ErrorKind::Unavailable, format!("GStreamer: {e}")))?;
         let desc = describe(cfg);
         let pipeline = gst::parse::launch(&desc)
@@ -203,18 +246,29 @@ impl Capture {
                 let appsink = pipeline
                     .by_name(&name)
                     .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-                    .ok_or_else(|| Error::new(ErrorKind::Internal, format!("pipeline has no appsink {name}")))?;
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Internal,
+                            format!("pipeline has no appsink {name}"),
+                        )
+                    })?;
                 if spec.streams[stream] == crate::recording::tsmux::StreamType::H264 {
                     video_sinks.push(appsink.clone());
                 }
                 let sink = sink.clone();
                 let status = status.clone();
-                let src_idx = if track < cfg.cameras.len() { Some(track) } else { None };
+                let src_idx = if track < cfg.cameras.len() {
+                    Some(track)
+                } else {
+                    None
+                };
                 appsink.set_callbacks(
                     gst_app::AppSinkCallbacks::builder()
                         .new_sample(move |s| {
                             let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            let Some(buf) = sample.buffer_owned() else { return Ok(gst::FlowSuccess::Ok) };
+                            let Some(buf) = sample.buffer_owned() else {
+                                return Ok(gst::FlowSuccess::Ok);
+                            };
                             let Some((pts, dts)) = running_times(&sample, &buf) else {
                                 return Ok(gst::FlowSuccess::Ok);
                             };
@@ -247,33 +301,38 @@ impl Capture {
         // Microphone levels: measured on the raw audio entering each microphone's tee.
         for (m, mic) in cfg.microphones().enumerate() {
             let idx = cfg.cameras.len() + m;
-            let Some(pad) = pipeline.by_name(&format!("{}_raw", mic.id)).and_then(|t| t.static_pad("sink")) else {
+            let Some(pad) = pipeline
+                .by_name(&format!("{}_raw", mic.id))
+                .and_then(|t| t.static_pad("sink"))
+            else {
                 continue;
             };
             let status = status.clone();
             let window = Mutex::new((0i16, 0f64, 0usize));
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(buf) = info.buffer() {
-                    if let Ok(map) = buf.map_readable() {
-                        let samples: Vec<i16> =
-                            map.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-                        if let Ok(mut w) = window.lock() {
-                            // Accumulate 100 ms windows, so a short beep is not missed.
-                            for s in &samples {
-                                w.0 = w.0.max(s.saturating_abs());
-                                w.1 += (*s as f64) * (*s as f64);
-                            }
-                            w.2 += samples.len();
-                            if w.2 >= 4800 {
-                                let peak = levels_dbfs(&[w.0]).0;
-                                let rms = if w.1 <= 0.0 {
-                                    -100.0
-                                } else {
-                                    (20.0 * ((w.1 / w.2 as f64).sqrt() / 32768.0).log10()).max(-100.0)
-                                };
-                                status.saw_level(idx, peak, rms);
-                                *w = (0, 0.0, 0);
-                            }
+                if let Some(buf) = info.buffer()
+                    && let Ok(map) = buf.map_readable()
+                {
+                    let samples: Vec<i16> = map
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                        .collect();
+                    if let Ok(mut w) = window.lock() {
+                        // Accumulate 100 ms windows, so a short beep is not missed.
+                        for s in &samples {
+                            w.0 = w.0.max(s.saturating_abs());
+                            w.1 += (*s as f64) * (*s as f64);
+                        }
+                        w.2 += samples.len();
+                        if w.2 >= 4800 {
+                            let peak = levels_dbfs(&[w.0]).0;
+                            let rms = if w.1 <= 0.0 {
+                                -100.0
+                            } else {
+                                (20.0 * ((w.1 / w.2 as f64).sqrt() / 32768.0).log10()).max(-100.0)
+                            };
+                            status.saw_level(idx, peak, rms);
+                            *w = (0, 0.0, 0);
                         }
                     }
                 }
@@ -284,13 +343,18 @@ impl Capture {
         // Test cameras flash a white square for 100 ms each second, in step with the
         // test microphones' beep, so audio/video sync can be measured on the recording.
         for cam in cfg.cameras().filter(|c| c.kind == CameraKind::Test) {
-            let Some(pad) = pipeline.by_name(&format!("{}_flash", cam.id)).and_then(|e| e.static_pad("src")) else {
+            let Some(pad) = pipeline
+                .by_name(&format!("{}_flash", cam.id))
+                .and_then(|e| e.static_pad("src"))
+            else {
                 continue;
             };
             let (w, h) = (cam.width as usize, cam.height as usize);
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(buf) = info.buffer_mut() {
-                    let in_flash = buf.pts().is_some_and(|p| p.nseconds() % 1_000_000_000 < 100_000_000);
+                    let in_flash = buf
+                        .pts()
+                        .is_some_and(|p| p.nseconds() % 1_000_000_000 < 100_000_000);
                     if in_flash {
                         let b = buf.make_mut();
                         if let Ok(mut map) = b.map_writable() {
@@ -321,7 +385,10 @@ impl Capture {
             .spawn(move || watch_bus(bus, bus_status))
             .ok();
         pipeline.set_state(gst::State::Playing).map_err(|e| {
-            Error::new(ErrorKind::Unavailable, format!("cannot start the capture pipeline: {e}"))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot start the capture pipeline: {e}"),
+            )
         })?;
         Ok(Capture {
             pipeline,
@@ -340,7 +407,10 @@ impl Capture {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Err(Error::new(ErrorKind::Unavailable, "the capture pipeline did not start"))
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "the capture pipeline did not start",
+        ))
     }
 
     pub fn stop(&self) {
@@ -350,7 +420,9 @@ impl Capture {
 
 impl CaptureControl for Capture {
     fn running_time_ns(&self) -> Option<i64> {
-        self.pipeline.current_running_time().map(|t| t.nseconds() as i64)
+        self.pipeline
+            .current_running_time()
+            .map(|t| t.nseconds() as i64)
     }
 
     fn request_keyframes(&self, at_rt_ns: i64) {
@@ -425,7 +497,14 @@ mod tests {
     #[test]
     fn demo_description_names_every_track_sink() {
         let d = describe(&Config::demo());
-        for n in ["cam1_rec", "cam4_rec", "mic1_rec", "mic4_rec", "composite_rec", "composite_audio_rec"] {
+        for n in [
+            "cam1_rec",
+            "cam4_rec",
+            "mic1_rec",
+            "mic4_rec",
+            "composite_rec",
+            "composite_audio_rec",
+        ] {
             assert!(d.contains(&format!("name={n}")), "{n} missing");
         }
         assert!(!d.contains('{'), "unfilled placeholder in:\n{d}");

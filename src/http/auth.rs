@@ -2,7 +2,7 @@
 //! Tokens are random; the index stores only their SHA-256, so a copy of the index
 //! does not let anyone log in.
 
-use super::{blocking, ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, blocking};
 use crate::archive::index::{Index, TokenDoc, UserDoc};
 use crate::config::UserRole;
 use crate::error::{Error, ErrorKind, Result};
@@ -25,7 +25,11 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -67,13 +71,19 @@ fn lookup(index: &Index, token: &str) -> Result<Caller> {
     if t.expires_unix < chrono::Utc::now().timestamp() {
         return Err(unauth("the login has expired; log in again"));
     }
-    Ok(Caller { user: t.user, role: t.role })
+    Ok(Caller {
+        user: t.user,
+        role: t.role,
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             ApiError(Error::new(
                 ErrorKind::Unauthenticated,
@@ -108,13 +118,20 @@ pub async fn login(
             }
         };
         let Some(user) = user.filter(|_| ok) else {
-            return Err(Error::new(ErrorKind::Unauthenticated, "wrong user name or password"));
+            return Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "wrong user name or password",
+            ));
         };
         let token = hex::encode(rand::random::<[u8; 32]>());
         let expires = chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S;
         index.put_token(
             &crate::archive::sha256_hex(token.as_bytes()),
-            &TokenDoc { user: user.name.clone(), role: user.role, expires_unix: expires },
+            &TokenDoc {
+                user: user.name.clone(),
+                role: user.role,
+                expires_unix: expires,
+            },
         )?;
         Ok(axum::Json(serde_json::json!({
             "token": token,
@@ -132,7 +149,8 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
 ) -> Result<axum::http::StatusCode, ApiError> {
     if let Some(t) = bearer(&headers) {
-        st.index.remove_token(&crate::archive::sha256_hex(t.as_bytes()))?;
+        st.index
+            .remove_token(&crate::archive::sha256_hex(t.as_bytes()))?;
     }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -146,17 +164,32 @@ fn dummy_hash() -> &'static str {
 /// users of the config (with their configured hashes).
 pub fn seed_users(index: &Index, cfg: &crate::config::Config) -> Result<()> {
     if cfg.demo {
-        for (name, role) in [("clerk", UserRole::Clerk), ("judge", UserRole::Judge), ("admin", UserRole::Admin)] {
+        for (name, role) in [
+            ("clerk", UserRole::Clerk),
+            ("judge", UserRole::Judge),
+            ("admin", UserRole::Admin),
+        ] {
             let existing = index.user(name)?;
-            if existing.as_ref().is_some_and(|u| verify_password(&u.password_hash, "demo")) {
+            if existing
+                .as_ref()
+                .is_some_and(|u| verify_password(&u.password_hash, "demo"))
+            {
                 continue;
             }
-            index.put_user(&UserDoc { name: name.into(), role, password_hash: hash_password("demo")? })?;
+            index.put_user(&UserDoc {
+                name: name.into(),
+                role,
+                password_hash: hash_password("demo")?,
+            })?;
         }
     }
     for u in &cfg.users {
         let u = u.get_ref();
-        index.put_user(&UserDoc { name: u.name.clone(), role: u.role, password_hash: u.password_hash.clone() })?;
+        index.put_user(&UserDoc {
+            name: u.name.clone(),
+            role: u.role,
+            password_hash: u.password_hash.clone(),
+        })?;
     }
     Ok(())
 }

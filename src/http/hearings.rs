@@ -1,15 +1,15 @@
 //! Hearing endpoints: create, list, get, open, recess, resume, close, marks.
 
 use super::auth::Caller;
-use super::{blocking, ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, blocking};
 use crate::archive::index::HearingDoc;
 use crate::archive::records::{EventRecord, RecessReason};
 use crate::config::UserRole::{Admin, Clerk, Judge};
 use crate::err;
 use crate::recording::hearings::CreateHearing;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 /// A hearing as the API shows it.
@@ -86,7 +86,12 @@ impl From<&EventRecord> for EventView {
 impl From<&HearingDoc> for HearingView {
     fn from(d: &HearingDoc) -> Self {
         use crate::archive::records::EventKind as K;
-        let first = |k: K| d.events.iter().find(|e| e.kind == k).map(|e| e.wall_time.clone());
+        let first = |k: K| {
+            d.events
+                .iter()
+                .find(|e| e.kind == k)
+                .map(|e| e.wall_time.clone())
+        };
         HearingView {
             id: d.id.clone(),
             case_number: d.meta.case_number.clone(),
@@ -98,7 +103,10 @@ impl From<&HearingDoc> for HearingView {
             state: d.state,
             opened_at: first(K::Open),
             closed_at: first(K::Close),
-            recorded_ms: d.track_stats.get("composite").map_or(0, |t| t.duration_ns / 1_000_000),
+            recorded_ms: d
+                .track_stats
+                .get("composite")
+                .map_or(0, |t| t.duration_ns / 1_000_000),
             recess_count: d.events.iter().filter(|e| e.kind == K::Recess).count(),
             marks_count: d.events.iter().filter(|e| e.kind == K::Mark).count(),
             tracks: d
@@ -118,7 +126,12 @@ impl From<&HearingDoc> for HearingView {
                     }
                 })
                 .collect(),
-            events: d.events.iter().filter(|e| e.kind != K::Created).map(EventView::from).collect(),
+            events: d
+                .events
+                .iter()
+                .filter(|e| e.kind != K::Created)
+                .map(EventView::from)
+                .collect(),
         }
     }
 }
@@ -126,7 +139,9 @@ impl From<&HearingDoc> for HearingView {
 /// Hearing ids are made by us; anything else cannot name a hearing (and must never
 /// reach the filesystem as a path).
 fn valid_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -178,7 +193,13 @@ async fn lifecycle(
     caller: Caller,
     id: String,
     action: &'static str,
-    f: impl FnOnce(&crate::recording::hearings::HearingService, &str, &str) -> crate::error::Result<HearingDoc> + Send + 'static,
+    f: impl FnOnce(
+        &crate::recording::hearings::HearingService,
+        &str,
+        &str,
+    ) -> crate::error::Result<HearingDoc>
+    + Send
+    + 'static,
 ) -> Result<Json<HearingView>, ApiError> {
     caller.require(&[Clerk, Admin], action)?;
     valid_id(&id)?;
@@ -187,8 +208,15 @@ async fn lifecycle(
     Ok(Json(HearingView::from(&doc)))
 }
 
-pub async fn open(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
-    lifecycle(st, caller, id, "open hearings", |h, id, who| h.open(id, who)).await
+pub async fn open(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "open hearings", |h, id, who| {
+        h.open(id, who)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -205,15 +233,32 @@ pub async fn recess(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RecessBody>,
 ) -> Result<Json<HearingView>, ApiError> {
-    lifecycle(st, caller, id, "recess hearings", move |h, id, who| h.recess(id, body.reason, body.note, who)).await
+    lifecycle(st, caller, id, "recess hearings", move |h, id, who| {
+        h.recess(id, body.reason, body.note, who)
+    })
+    .await
 }
 
-pub async fn resume(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
-    lifecycle(st, caller, id, "resume hearings", |h, id, who| h.resume(id, who)).await
+pub async fn resume(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "resume hearings", |h, id, who| {
+        h.resume(id, who)
+    })
+    .await
 }
 
-pub async fn close(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<HearingView>, ApiError> {
-    lifecycle(st, caller, id, "close hearings", |h, id, who| h.close(id, who)).await
+pub async fn close(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HearingView>, ApiError> {
+    lifecycle(st, caller, id, "close hearings", |h, id, who| {
+        h.close(id, who)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -228,6 +273,9 @@ pub async fn mark(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MarkBody>,
 ) -> Result<(StatusCode, Json<HearingView>), ApiError> {
-    let v = lifecycle(st, caller, id, "add marks", move |h, id, who| h.mark(id, &body.text, who)).await?;
+    let v = lifecycle(st, caller, id, "add marks", move |h, id, who| {
+        h.mark(id, &body.text, who)
+    })
+    .await?;
     Ok((StatusCode::CREATED, v))
 }

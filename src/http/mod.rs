@@ -12,12 +12,12 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::monitor::Alarms;
 use crate::recording::hearings::HearingService;
+use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -99,9 +99,13 @@ where
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rej) => {
                 let (status, kind) = match &rej {
-                    JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                    JsonRejection::JsonDataError(_) => {
+                        (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+                    }
                     JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-                    JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_request"),
+                    JsonRejection::MissingJsonContentType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "bad_request")
+                    }
                     other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                         (StatusCode::PAYLOAD_TOO_LARGE, "bad_request")
                     }
@@ -123,7 +127,12 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError(Error::new(ErrorKind::Internal, format!("worker failed: {e}"))))?
+        .map_err(|e| {
+            ApiError(Error::new(
+                ErrorKind::Internal,
+                format!("worker failed: {e}"),
+            ))
+        })?
         .map_err(ApiError)
 }
 

@@ -3,11 +3,14 @@
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::archive::records::TrackKind;
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::json;
 
-pub async fn status(State(st): State<AppState>, _caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn status(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let lost_after = std::time::Duration::from_millis(st.cfg.alarms.source_lost_ms);
     let sources: Vec<_> = st
         .sources

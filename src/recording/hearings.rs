@@ -7,7 +7,7 @@ use super::segment::SegmentSettings;
 use crate::archive::index::{HearingDoc, HearingState, Index};
 use crate::archive::log::HearingLog;
 use crate::archive::records::*;
-use crate::archive::{self, ts, DataDir, HearingDir};
+use crate::archive::{self, DataDir, HearingDir, ts};
 use crate::capture::{CaptureControl, TrackSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -66,7 +66,10 @@ fn check_text(field: &str, s: &str, max_chars: usize) -> Result<()> {
         bail!(Invalid, "field `{field}` must not be empty");
     }
     if s.chars().count() > max_chars {
-        bail!(Invalid, "field `{field}` is longer than {max_chars} characters");
+        bail!(
+            Invalid,
+            "field `{field}` is longer than {max_chars} characters"
+        );
     }
     if s.chars().any(|c| c.is_control()) {
         bail!(Invalid, "field `{field}` contains control characters");
@@ -129,9 +132,12 @@ impl HearingService {
     }
 
     fn running_time(&self) -> Result<i64> {
-        self.capture
-            .running_time_ns()
-            .ok_or_else(|| err!(Unavailable, "capture is not running yet; try again in a moment"))
+        self.capture.running_time_ns().ok_or_else(|| {
+            err!(
+                Unavailable,
+                "capture is not running yet; try again in a moment"
+            )
+        })
     }
 
     /// Makes durable what the index knows about lifecycle changes, so recovery after a
@@ -163,7 +169,10 @@ impl HearingService {
 
     /// The id of the hearing open or in recess, if any.
     pub fn active_id(&self) -> Option<String> {
-        self.active.lock().ok().and_then(|a| a.as_ref().map(|a| a.id.clone()))
+        self.active
+            .lock()
+            .ok()
+            .and_then(|a| a.as_ref().map(|a| a.id.clone()))
     }
 
     /// Media time now of the active hearing.
@@ -178,7 +187,10 @@ impl HearingService {
     pub fn create(&self, req: CreateHearing, actor: &str) -> Result<HearingDoc> {
         check_text("case_number", &req.case_number, 100)?;
         check_text("title", &req.title, 300)?;
-        let courtroom = req.courtroom.clone().unwrap_or_else(|| self.cfg.courtroom.id.clone());
+        let courtroom = req
+            .courtroom
+            .clone()
+            .unwrap_or_else(|| self.cfg.courtroom.id.clone());
         if courtroom != self.cfg.courtroom.id {
             bail!(
                 Invalid,
@@ -190,7 +202,12 @@ impl HearingService {
             None => None,
             Some(s) => Some(format_wall(
                 chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|e| err!(Invalid, "field `scheduled_start`: not an RFC 3339 time ({e})"))?
+                    .map_err(|e| {
+                        err!(
+                            Invalid,
+                            "field `scheduled_start`: not an RFC 3339 time ({e})"
+                        )
+                    })?
                     .with_timezone(&chrono::Utc),
             )),
         };
@@ -209,7 +226,11 @@ impl HearingService {
             scheduled_start: scheduled,
             tracks: self.specs.iter().map(|s| s.info.clone()).collect(),
         });
-        let log = HearingLog::create(self.data.hearing(&id), self.index.clone(), Record::Event(ev))?;
+        let log = HearingLog::create(
+            self.data.hearing(&id),
+            self.index.clone(),
+            Record::Event(ev),
+        )?;
         self.flush_index();
         Ok(log.doc().clone())
     }
@@ -219,7 +240,9 @@ impl HearingService {
             HearingState::Scheduled => "it has not been opened yet",
             HearingState::Open => "it is open and recording",
             HearingState::Recess => "it is in recess",
-            HearingState::Closed => "it is closed (a closed hearing cannot be reopened; create a new one)",
+            HearingState::Closed => {
+                "it is closed (a closed hearing cannot be reopened; create a new one)"
+            }
         };
         err!(Conflict, "cannot {action} hearing {}: {why}", doc.id)
     }
@@ -284,31 +307,45 @@ impl HearingService {
 
     /// Stops the running session at media time `at` and waits for its last segments.
     fn stop_session(&self, a: &mut Active, at: i64) -> Vec<TrackEnd> {
-        let Some(s) = a.session.take() else { return Vec::new() };
+        let Some(s) = a.session.take() else {
+            return Vec::new();
+        };
         let ends = s.stop(at, self.report.as_ref());
         self.router.set(None);
         for (i, spec) in self.specs.iter().enumerate() {
-            if let Some(e) = ends.iter().find(|e| e.track == spec.info.name) {
-                if e.next_seq > 0 {
-                    a.next_seqs[i] = a.next_seqs[i].max(e.next_seq);
-                }
+            if let Some(e) = ends.iter().find(|e| e.track == spec.info.name)
+                && e.next_seq > 0
+            {
+                a.next_seqs[i] = a.next_seqs[i].max(e.next_seq);
             }
         }
         ends
     }
 
-    fn active_for<'a>(&self, active: &'a mut Option<Active>, id: &str, doc: &HearingDoc, action: &str) -> Result<&'a mut Active> {
+    fn active_for<'a>(
+        &self,
+        active: &'a mut Option<Active>,
+        id: &str,
+        doc: &HearingDoc,
+        action: &str,
+    ) -> Result<&'a mut Active> {
         match active.as_mut() {
             Some(a) if a.id == id => Ok(a),
             _ => Err(Self::transition_error(doc, action)),
         }
     }
 
-    pub fn recess(&self, id: &str, reason: RecessReason, note: Option<String>, actor: &str) -> Result<HearingDoc> {
-        if let Some(n) = &note {
-            if n.chars().count() > 1000 {
-                bail!(Invalid, "field `note` is longer than 1000 characters");
-            }
+    pub fn recess(
+        &self,
+        id: &str,
+        reason: RecessReason,
+        note: Option<String>,
+        actor: &str,
+    ) -> Result<HearingDoc> {
+        if let Some(n) = &note
+            && n.chars().count() > 1000
+        {
+            bail!(Invalid, "field `note` is longer than 1000 characters");
         }
         let mut active = self.lock()?;
         let doc = self.get(id)?;
@@ -371,7 +408,11 @@ impl HearingService {
         let mut active = self.lock()?;
         let doc = self.get(id)?;
         if !matches!(doc.state, HearingState::Open | HearingState::Recess) {
-            bail!(Conflict, "cannot add a mark to hearing {id}: marks are taken while a hearing is open or in recess (it is {})", doc.state.as_str());
+            bail!(
+                Conflict,
+                "cannot add a mark to hearing {id}: marks are taken while a hearing is open or in recess (it is {})",
+                doc.state.as_str()
+            );
         }
         let a = self.active_for(&mut active, id, &doc, "mark")?;
         let mut ev = self.event(id, EventKind::Mark);
@@ -384,9 +425,14 @@ impl HearingService {
     /// Logs a device fault or restoration in the active hearing, if there is one.
     pub fn device_event(&self, kind: EventKind, source: &str, text: &str) -> Result<()> {
         let active = self.lock()?;
-        let Some(a) = active.as_ref() else { return Ok(()) };
+        let Some(a) = active.as_ref() else {
+            return Ok(());
+        };
         let mut ev = self.event(&a.id, kind);
-        ev.media_time_ns = self.capture.running_time_ns().map(|rt| a.timebase.media_ns(rt));
+        ev.media_time_ns = self
+            .capture
+            .running_time_ns()
+            .map(|rt| a.timebase.media_ns(rt));
         ev.source = Some(source.to_string());
         ev.text = Some(text.to_string());
         append(&a.log, ev).map(|_| ())
@@ -394,19 +440,21 @@ impl HearingService {
 
     /// True while a hearing is open and recording (not in recess).
     pub fn is_recording(&self) -> bool {
-        self.active.lock().ok().is_some_and(|a| a.as_ref().is_some_and(|a| a.session.is_some()))
+        self.active
+            .lock()
+            .ok()
+            .is_some_and(|a| a.as_ref().is_some_and(|a| a.session.is_some()))
     }
 
     /// Stops recording cleanly on shutdown (SIGTERM): seals the open segments. The
     /// hearing stays open; the next start resumes it with a recovery event.
     pub fn shutdown(&self) {
-        if let Ok(mut active) = self.active.lock() {
-            if let Some(a) = active.as_mut() {
-                if let Some(rt) = self.capture.running_time_ns() {
-                    let at = a.timebase.media_ns(rt);
-                    self.stop_session(a, at);
-                }
-            }
+        if let Ok(mut active) = self.active.lock()
+            && let Some(a) = active.as_mut()
+            && let Some(rt) = self.capture.running_time_ns()
+        {
+            let at = a.timebase.media_ns(rt);
+            self.stop_session(a, at);
         }
         self.flush_index();
     }
@@ -435,13 +483,21 @@ impl HearingService {
             }
             let adopted = adopt_orphans(&dir, &mut log, &entries, &self.device_id)?;
             let doc = log.doc().clone();
-            let last_end = doc.track_stats.values().map(|t| t.media_end_ns).max().unwrap_or(0);
+            let last_end = doc
+                .track_stats
+                .values()
+                .map(|t| t.media_end_ns)
+                .max()
+                .unwrap_or(0);
             // Media time keeps pace with the wall clock across the restart, so the gap
             // on the timeline is the time the box was not recording.
             let open_ev = doc.events.iter().find(|e| e.kind == EventKind::Open);
             let wall_at_base = open_ev
                 .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.wall_time).ok())
-                .map(|t| unix_ns(t.with_timezone(&chrono::Utc)) - open_ev.and_then(|e| e.media_time_ns).unwrap_or(0))
+                .map(|t| {
+                    unix_ns(t.with_timezone(&chrono::Utc))
+                        - open_ev.and_then(|e| e.media_time_ns).unwrap_or(0)
+                })
                 .unwrap_or_else(|| unix_ns(chrono::Utc::now()));
             let rt = self.running_time()?;
             let now_media = unix_ns(chrono::Utc::now()) - wall_at_base;
@@ -459,14 +515,29 @@ impl HearingService {
             let resumed = was_open && i + 1 == n;
             ev.text = Some(format!(
                 "courtrec restarted after an unclean stop; {adopted} segment(s) cut off by it were recorded as partial{}{}",
-                if torn > 0 { format!("; a torn manifest line of {torn} bytes was dropped") } else { String::new() },
-                if resumed { "; recording resumed" } else if was_open { "; another hearing is newer, this one stays unrecorded until closed" } else { "; the hearing stays in recess" }
+                if torn > 0 {
+                    format!("; a torn manifest line of {torn} bytes was dropped")
+                } else {
+                    String::new()
+                },
+                if resumed {
+                    "; recording resumed"
+                } else if was_open {
+                    "; another hearing is newer, this one stays unrecorded until closed"
+                } else {
+                    "; the hearing stays in recess"
+                }
             ));
             log.append(Record::Event(ev))?;
             let next_seqs = self
                 .specs
                 .iter()
-                .map(|s| log.doc().track_stats.get(&s.info.name).map_or(1, |t| t.last_seq + 1))
+                .map(|s| {
+                    log.doc()
+                        .track_stats
+                        .get(&s.info.name)
+                        .map_or(1, |t| t.last_seq + 1)
+                })
                 .collect();
             recovered.push(h.id.clone());
             if i + 1 == n {
@@ -490,7 +561,9 @@ impl HearingService {
 }
 
 fn append(log: &Arc<Mutex<HearingLog>>, ev: EventRecord) -> Result<HearingDoc> {
-    let mut l = log.lock().map_err(|_| err!(Internal, "hearing log lock poisoned"))?;
+    let mut l = log
+        .lock()
+        .map_err(|_| err!(Internal, "hearing log lock poisoned"))?;
     l.append(Record::Event(ev))?;
     Ok(l.doc().clone())
 }
@@ -498,7 +571,12 @@ fn append(log: &Arc<Mutex<HearingLog>>, ev: EventRecord) -> Result<HearingDoc> {
 /// Records segment files that exist on disk but not in the manifest (cut off by a crash
 /// or a write error). A torn last TS packet is cut first: it cannot be decoded, and the
 /// recorded hash must describe the file as it stays. Returns how many were adopted.
-pub fn adopt_orphans(dir: &HearingDir, log: &mut HearingLog, entries: &[Entry], device_id: &str) -> Result<usize> {
+pub fn adopt_orphans(
+    dir: &HearingDir,
+    log: &mut HearingLog,
+    entries: &[Entry],
+    device_id: &str,
+) -> Result<usize> {
     let hearing_id = dir.id().unwrap_or_default().to_string();
     let mut known: BTreeMap<String, ()> = BTreeMap::new();
     for e in entries {
@@ -507,20 +585,28 @@ pub fn adopt_orphans(dir: &HearingDir, log: &mut HearingLog, entries: &[Entry], 
         }
     }
     let wall_at_base = entries.iter().find_map(|e| match &e.record {
-        Record::Event(ev) if ev.kind == EventKind::Open => chrono::DateTime::parse_from_rfc3339(&ev.wall_time)
-            .ok()
-            .map(|t| unix_ns(t.with_timezone(&chrono::Utc)) - ev.media_time_ns.unwrap_or(0)),
+        Record::Event(ev) if ev.kind == EventKind::Open => {
+            chrono::DateTime::parse_from_rfc3339(&ev.wall_time)
+                .ok()
+                .map(|t| unix_ns(t.with_timezone(&chrono::Utc)) - ev.media_time_ns.unwrap_or(0))
+        }
         _ => None,
     });
     let tracks_dir = dir.root.join("tracks");
-    let Ok(tracks) = std::fs::read_dir(&tracks_dir) else { return Ok(0) };
+    let Ok(tracks) = std::fs::read_dir(&tracks_dir) else {
+        return Ok(0);
+    };
     let mut orphans = Vec::new();
     for t in tracks.flatten() {
         let track = t.file_name().to_string_lossy().to_string();
-        let Ok(files) = std::fs::read_dir(t.path()) else { continue };
+        let Ok(files) = std::fs::read_dir(t.path()) else {
+            continue;
+        };
         for f in files.flatten() {
             let name = f.file_name().to_string_lossy().to_string();
-            let Some(seq) = name.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) else { continue };
+            let Some(seq) = name.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
             let rel = HearingDir::segment_rel(&track, seq);
             if !known.contains_key(&rel) {
                 orphans.push((track.clone(), seq, rel));
@@ -530,7 +616,8 @@ pub fn adopt_orphans(dir: &HearingDir, log: &mut HearingLog, entries: &[Entry], 
     orphans.sort();
     for (track, seq, rel) in &orphans {
         let path = dir.root.join(rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let whole = bytes.len() - bytes.len() % ts::PACKET_BYTES;
         if whole != bytes.len() {
             let f = std::fs::OpenOptions::new()
@@ -545,8 +632,13 @@ pub fn adopt_orphans(dir: &HearingDir, log: &mut HearingLog, entries: &[Entry], 
         let summary = ts::summarize(&bytes[..whole]);
         let (start, dur) = match summary.main_pid() {
             Some((_, p)) => {
-                let to_ns = |t: i64| (t - crate::recording::tsmux::PTS_OFFSET_90K) * 1_000_000_000 / ts::CLOCK_HZ;
-                (to_ns(p.min_pts_90k), (to_ns(p.max_pts_90k) - to_ns(p.min_pts_90k)).max(0) as u64)
+                let to_ns = |t: i64| {
+                    (t - crate::recording::tsmux::PTS_OFFSET_90K) * 1_000_000_000 / ts::CLOCK_HZ
+                };
+                (
+                    to_ns(p.min_pts_90k),
+                    (to_ns(p.max_pts_90k) - to_ns(p.min_pts_90k)).max(0) as u64,
+                )
             }
             None => (0, 0),
         };
@@ -560,7 +652,9 @@ pub fn adopt_orphans(dir: &HearingDir, log: &mut HearingLog, entries: &[Entry], 
             sha256: archive::sha256_hex(&bytes[..whole]),
             media_start_ns: start,
             media_duration_ns: dur,
-            wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(wall_at_base.unwrap_or(0) + start)),
+            wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(
+                wall_at_base.unwrap_or(0) + start,
+            )),
             partial: true,
         };
         log.append(Record::Segment(rec))?;

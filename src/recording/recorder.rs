@@ -6,9 +6,9 @@
 //! dropped frame is counted and raised as an alarm rather than lost silently.
 
 use super::segment::{FinishedSegment, SegmentSettings, SegmentWriter};
-use crate::archive::log::HearingLog;
-use crate::archive::records::{format_wall, Record, SegmentRecord};
 use crate::archive::HearingDir;
+use crate::archive::log::HearingLog;
+use crate::archive::records::{Record, SegmentRecord, format_wall};
 use crate::capture::{Frame, FrameSink, TrackSpec};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -41,7 +41,9 @@ impl Timebase {
 enum Msg {
     Frame(Frame),
     /// Finish at the first frame of every stream at or after `at_media_ns`.
-    Stop { at_media_ns: i64 },
+    Stop {
+        at_media_ns: i64,
+    },
 }
 
 /// Where a track ended, reported when its writer thread finishes.
@@ -96,7 +98,10 @@ impl Session {
         let mut names = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
-            tracks.push(TrackTx { tx, dropped: AtomicU64::new(0) });
+            tracks.push(TrackTx {
+                tx,
+                dropped: AtomicU64::new(0),
+            });
             names.push(spec.info.name.clone());
             let w = SegmentWriter::new(
                 dir.clone(),
@@ -138,7 +143,9 @@ impl Session {
     }
 
     fn route(&self, track: usize, mut f: Frame) {
-        let Some(t) = self.tracks.get(track) else { return };
+        let Some(t) = self.tracks.get(track) else {
+            return;
+        };
         f.pts_ns = self.timebase.media_ns(f.pts_ns);
         f.dts_ns = f.dts_ns.map(|d| self.timebase.media_ns(d));
         // Full means the writer cannot keep up: count it (an alarm). Disconnected means
@@ -228,8 +235,8 @@ fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd
     let mut last_error: Option<String> = None;
     let mut media_end: Option<i64> = None;
     let handle = |res: crate::error::Result<Option<FinishedSegment>>,
-                      failed_at: &mut Option<Instant>,
-                      last_error: &mut Option<String>| {
+                  failed_at: &mut Option<Instant>,
+                  last_error: &mut Option<String>| {
         let res = res.and_then(|s| match s {
             Some(s) => ctx.record(s),
             None => Ok(()),
@@ -258,19 +265,19 @@ fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd
                 if f.pts_ns < ctx.start_media_ns || f.stream >= ctx.streams {
                     continue;
                 }
-                if let Some((at, _)) = stop {
-                    if f.pts_ns >= at {
-                        passed[f.stream] = true;
-                        if passed.iter().all(|p| *p) {
-                            break;
-                        }
-                        continue;
+                if let Some((at, _)) = stop
+                    && f.pts_ns >= at
+                {
+                    passed[f.stream] = true;
+                    if passed.iter().all(|p| *p) {
+                        break;
                     }
+                    continue;
                 }
-                if let Some(t) = failed_at {
-                    if t.elapsed() < RETRY_AFTER {
-                        continue;
-                    }
+                if let Some(t) = failed_at
+                    && t.elapsed() < RETRY_AFTER
+                {
+                    continue;
                 }
                 if failed_at.is_some() && w.is_open() {
                     // Drop the broken segment's handle; the file is adopted as partial by recovery.
@@ -346,10 +353,10 @@ impl FrameSink for Router {
         if let Some(c) = self.seen.get(track) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if let Ok(g) = self.session.read() {
-            if let Some(s) = g.as_ref() {
-                s.route(track, frame);
-            }
+        if let Ok(g) = self.session.read()
+            && let Some(s) = g.as_ref()
+        {
+            s.route(track, frame);
         }
     }
 }

@@ -118,7 +118,8 @@ impl SegmentWriter {
                     0
                 };
                 if start_here
-                    && f.pts_ns - cur.media_start_ns >= self.settings.segment_target_ns - tolerance_ns
+                    && f.pts_ns - cur.media_start_ns
+                        >= self.settings.segment_target_ns - tolerance_ns
                 {
                     finished = self.finish(Some(f.pts_ns))?;
                     self.open(f.pts_ns)?;
@@ -246,7 +247,9 @@ mod tests {
     #[test]
     fn cuts_at_keyframes_after_target_and_hashes_the_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        let dir = HearingDir {
+            root: tmp.path().to_path_buf(),
+        };
         let mut w = SegmentWriter::new(dir.clone(), "cam1", &[StreamType::H264], settings(), 1);
         let mut done = Vec::new();
         // 15 fps, keyframe every second, starting mid-GOP: the first frames are skipped.
@@ -260,7 +263,10 @@ mod tests {
         assert_eq!(done.len(), 3, "{done:?}");
         assert_eq!(done[0].seq, 1);
         assert_eq!(done[0].media_start_ns, 1_000_000_000);
-        assert_eq!(done[0].media_start_ns + done[0].media_duration_ns as i64, done[1].media_start_ns);
+        assert_eq!(
+            done[0].media_start_ns + done[0].media_duration_ns as i64,
+            done[1].media_start_ns
+        );
         assert_eq!(done[0].media_duration_ns, 2_000_000_000);
         for s in &done {
             let (sha, len) = archive::hash_file(&dir.root.join(&s.rel_path)).unwrap();
@@ -272,28 +278,44 @@ mod tests {
     #[test]
     fn audio_tracks_cut_on_time() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        let dir = HearingDir {
+            root: tmp.path().to_path_buf(),
+        };
         let mut w = SegmentWriter::new(dir, "mic1", &[StreamType::AacAdts], settings(), 7);
         let mut done = Vec::new();
         for i in 0..300 {
             // AAC at 48 kHz: 1024 samples = 21.333 ms per frame
-            let f = Frame { pts_ns: i * 21_333_333, duration_ns: 21_333_333, ..frame(0, 0, false) };
+            let f = Frame {
+                pts_ns: i * 21_333_333,
+                duration_ns: 21_333_333,
+                ..frame(0, 0, false)
+            };
             done.extend(w.push(&f).unwrap());
         }
         assert!(done.len() >= 2);
         assert_eq!(done[0].seq, 7);
         // Cut at the first frame at or past 2 s: never short, at most one frame long.
         for s in &done {
-            assert!(s.media_duration_ns >= 2_000_000_000 && s.media_duration_ns < 2_000_000_000 + 21_333_334, "{s:?}");
+            assert!(
+                s.media_duration_ns >= 2_000_000_000
+                    && s.media_duration_ns < 2_000_000_000 + 21_333_334,
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn never_overwrites_an_existing_segment() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = HearingDir { root: tmp.path().to_path_buf() };
+        let dir = HearingDir {
+            root: tmp.path().to_path_buf(),
+        };
         fs::create_dir_all(dir.track_dir("cam1")).unwrap();
-        fs::write(dir.root.join(HearingDir::segment_rel("cam1", 1)), b"evidence").unwrap();
+        fs::write(
+            dir.root.join(HearingDir::segment_rel("cam1", 1)),
+            b"evidence",
+        )
+        .unwrap();
         let mut w = SegmentWriter::new(dir, "cam1", &[StreamType::H264], settings(), 1);
         assert!(w.push(&frame(0, 0, true)).is_err());
     }

@@ -78,11 +78,15 @@ impl TsMuxer {
         // PAT: one program (1) whose PMT is on PMT_PID.
         let mut pat = vec![
             0x00, // table_id
-            0xb0, 0x0d, // section_syntax_indicator, section_length = 13
-            0x00, 0x01, // transport_stream_id
+            0xb0,
+            0x0d, // section_syntax_indicator, section_length = 13
+            0x00,
+            0x01, // transport_stream_id
             0xc1, // version 0, current_next
-            0x00, 0x00, // section numbers
-            0x00, 0x01, // program_number 1
+            0x00,
+            0x00, // section numbers
+            0x00,
+            0x01, // program_number 1
             0xe0 | (PMT_PID >> 8) as u8,
             (PMT_PID & 0xff) as u8,
         ];
@@ -91,12 +95,18 @@ impl TsMuxer {
 
         let pcr_pid = self.streams.first().map(|s| s.pid).unwrap_or(0x1fff);
         let mut pmt = vec![
-            0x02, 0xb0, 0x00, // table_id, section length filled below
-            0x00, 0x01, // program_number
-            0xc1, 0x00, 0x00,
+            0x02,
+            0xb0,
+            0x00, // table_id, section length filled below
+            0x00,
+            0x01, // program_number
+            0xc1,
+            0x00,
+            0x00,
             0xe0 | (pcr_pid >> 8) as u8,
             (pcr_pid & 0xff) as u8,
-            0xf0, 0x00, // program_info_length 0
+            0xf0,
+            0x00, // program_info_length 0
         ];
         for s in &self.streams {
             pmt.extend_from_slice(&[
@@ -129,7 +139,9 @@ impl TsMuxer {
             return;
         };
         let pts = (pts_90k + PTS_OFFSET_90K).max(0);
-        let dts = dts_90k.map(|d| (d + PTS_OFFSET_90K).max(0)).filter(|&d| d != pts);
+        let dts = dts_90k
+            .map(|d| (d + PTS_OFFSET_90K).max(0))
+            .filter(|&d| d != pts);
         let mut pes = Vec::with_capacity(data.len() + 19);
         pes.extend_from_slice(&[0, 0, 1, stream.kind.stream_id()]);
         let header_len = if dts.is_some() { 10 } else { 5 };
@@ -268,7 +280,9 @@ mod tests {
     #[test]
     fn crc_of_known_pat() {
         // The PAT every ffmpeg-written TS carries (program 1 on PID 0x1000) ends in 2AB104B2.
-        let mut pat = vec![0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00];
+        let mut pat = vec![
+            0x00, 0xb0, 0x0d, 0x00, 0x01, 0xc1, 0x00, 0x00, 0x00, 0x01, 0xf0, 0x00,
+        ];
         push_crc(&mut pat);
         assert_eq!(&pat[12..], &[0x2a, 0xb1, 0x04, 0xb2]);
     }
@@ -278,10 +292,20 @@ mod tests {
         let mut m = TsMuxer::new(&[StreamType::H264, StreamType::AacAdts]);
         let mut out = Vec::new();
         m.write_tables(&mut out);
-        for (i, len) in [1usize, 170, 183, 184, 185, 2000, 70_000].iter().enumerate() {
+        for (i, len) in [1usize, 170, 183, 184, 185, 2000, 70_000]
+            .iter()
+            .enumerate()
+        {
             let data = vec![0xab; *len];
             m.write_frame(&mut out, 0, i as i64 * 6000, None, i == 0, &data);
-            m.write_frame(&mut out, 1, i as i64 * 6000 + 10, None, false, &data[..len.min(&500).to_owned()]);
+            m.write_frame(
+                &mut out,
+                1,
+                i as i64 * 6000 + 10,
+                None,
+                false,
+                &data[..len.min(&500).to_owned()],
+            );
         }
         assert_eq!(out.len() % PACKET, 0);
         let s = ts::summarize(&out);
@@ -292,6 +316,9 @@ mod tests {
         assert_eq!(v.random_access_count, 1);
         assert_eq!(v.first_pts_90k, PTS_OFFSET_90K);
         assert_eq!(v.last_pts_90k, PTS_OFFSET_90K + 36_000);
-        assert_eq!(s.pids[&(FIRST_ES_PID + 1)].first_pts_90k, PTS_OFFSET_90K + 10);
+        assert_eq!(
+            s.pids[&(FIRST_ES_PID + 1)].first_pts_90k,
+            PTS_OFFSET_90K + 10
+        );
     }
 }

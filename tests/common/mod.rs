@@ -2,7 +2,7 @@
 //! data folder, talks to it over HTTP, and checks recordings with ffprobe/ffmpeg.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 pub static ONE_DAEMON_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_DAEMON_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+    ONE_DAEMON_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 pub fn bin() -> &'static str {
@@ -20,12 +22,18 @@ pub fn bin() -> &'static str {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Where tests keep what they leave for people to look at (logs, screenshots).
 pub fn artifacts(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-artifacts")
+        .join(name);
     std::fs::create_dir_all(&p).unwrap();
     p
 }
@@ -43,7 +51,10 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(data: &Path, config: Option<&Path>, log_name: &str) -> Daemon {
         let port = free_port();
-        let log = data.parent().unwrap_or(data).join(format!("{log_name}.log"));
+        let log = data
+            .parent()
+            .unwrap_or(data)
+            .join(format!("{log_name}.log"));
         let mut d = Daemon {
             child: None,
             base: format!("http://127.0.0.1:{port}"),
@@ -51,32 +62,52 @@ impl Daemon {
             port,
             config: config.map(Path::to_path_buf),
             log,
-            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         };
         d.spawn();
         d
     }
 
     fn spawn(&mut self) {
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(bin());
-        cmd.arg("serve").arg("--listen").arg(format!("127.0.0.1:{}", self.port)).arg("--data-dir").arg(&self.data);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--data-dir")
+            .arg(&self.data);
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
-        cmd.stdout(Stdio::from(logf.try_clone().unwrap())).stderr(Stdio::from(logf)).stdin(Stdio::null());
+        cmd.stdout(Stdio::from(logf.try_clone().unwrap()))
+            .stderr(Stdio::from(logf))
+            .stdin(Stdio::null());
         self.child = Some(cmd.spawn().expect("start courtrec"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send() {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.client.get(format!("{}/healthz", self.base)).send()
+                && r.status().is_success()
+            {
+                return;
             }
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("courtrec exited at start-up ({st}); log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "courtrec exited at start-up ({st}); log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
-            assert!(Instant::now() < deadline, "courtrec did not come up; log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "courtrec did not come up; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -92,7 +123,10 @@ impl Daemon {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Ok(Some(st)) = c.try_wait() {
@@ -113,14 +147,27 @@ impl Daemon {
     }
 
     pub fn login(&self, user: &str, password: &str) -> String {
-        let (st, v) = self.call("POST", "/api/v1/login", None, Some(json!({"username": user, "password": password})));
+        let (st, v) = self.call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({"username": user, "password": password})),
+        );
         assert_eq!(st, 200, "login {user}: {v}");
         v["token"].as_str().unwrap().to_string()
     }
 
     /// Sends a request; returns the status and the JSON body (Null if none).
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method.parse().unwrap(), format!("{}{}", self.base, path));
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -133,8 +180,18 @@ impl Daemon {
         (st, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    pub fn raw(&self, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> (u16, Value) {
-        let mut req = self.client.request(method.parse().unwrap(), format!("{}{}", self.base, path)).body(body);
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path))
+            .body(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -143,7 +200,10 @@ impl Daemon {
         }
         let r = req.send().expect("request");
         let st = r.status().as_u16();
-        (st, serde_json::from_str(&r.text().unwrap_or_default()).unwrap_or(Value::Null))
+        (
+            st,
+            serde_json::from_str(&r.text().unwrap_or_default()).unwrap_or(Value::Null),
+        )
     }
 
     pub fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
@@ -170,17 +230,39 @@ pub struct Probe {
 
 pub fn ffprobe(path: &Path) -> Probe {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_format", "-show_streams", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = |k: &str| v["format"][k].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let f = |k: &str| {
+        v["format"][k]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     Probe {
         start_s: f("start_time"),
         duration_s: f("duration"),
-        codecs: v["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap_or("?").to_string()).collect(),
+        codecs: v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["codec_name"].as_str().unwrap_or("?").to_string())
+            .collect(),
         json: v,
     }
 }
@@ -194,17 +276,27 @@ pub fn assert_decodes(path: &Path) {
         .output()
         .expect("ffmpeg");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "{} does not decode cleanly: {err}", path.display());
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "{} does not decode cleanly: {err}",
+        path.display()
+    );
 }
 
 /// The records of a hearing's manifest.
 pub fn manifest(data: &Path, id: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(data.join("hearings").join(id).join("manifest.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone()).collect()
+    let text =
+        std::fs::read_to_string(data.join("hearings").join(id).join("manifest.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
+        .collect()
 }
 
 pub fn segments<'a>(records: &'a [Value], track: &str) -> Vec<&'a Value> {
-    let mut v: Vec<&Value> = records.iter().filter(|r| r["type"] == "segment" && r["track"] == track).collect();
+    let mut v: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "segment" && r["track"] == track)
+        .collect();
     v.sort_by_key(|r| r["seq"].as_u64());
     v
 }
@@ -212,15 +304,26 @@ pub fn segments<'a>(records: &'a [Value], track: &str) -> Vec<&'a Value> {
 /// The segment files on disk of a track, sorted.
 pub fn files(data: &Path, id: &str, track: &str) -> Vec<PathBuf> {
     let dir = data.join("hearings").join(id).join("tracks").join(track);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
 
 pub fn events_of(h: &Value, kinds: &[&str]) -> Vec<Value> {
-    h["events"].as_array().unwrap().iter().filter(|e| kinds.contains(&e["kind"].as_str().unwrap_or(""))).cloned().collect()
+    h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| kinds.contains(&e["kind"].as_str().unwrap_or("")))
+        .cloned()
+        .collect()
 }
 
 pub fn courtrec(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).args(args).output().expect("run courtrec")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run courtrec")
 }

@@ -1,0 +1,326 @@
+//! Bad input of every kind gets a clear error, never a crash: malformed JSON, wrong
+//! types, huge bodies, unknown ids, invalid transitions, missing or wrong tokens,
+//! roles that may not act, and a bad config at start-up.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn every_endpoint_refuses_bad_input_with_the_right_status() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), None, "api");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+
+    // Authentication.
+    let (st, v) = d.call(
+        "POST",
+        "/api/v1/login",
+        None,
+        Some(json!({"username": "clerk", "password": "wrong"})),
+    );
+    assert_eq!(st, 401, "{v}");
+    assert_eq!(v["error"], "unauthenticated");
+    assert_eq!(
+        d.call(
+            "POST",
+            "/api/v1/login",
+            None,
+            Some(json!({"username": "nobody", "password": "demo"}))
+        )
+        .0,
+        401
+    );
+    assert_eq!(d.call("GET", "/api/v1/status", None, None).0, 401);
+    assert_eq!(
+        d.call("GET", "/api/v1/hearings", Some("not-a-token"), None)
+            .0,
+        401
+    );
+    assert_eq!(
+        d.call(
+            "POST",
+            "/api/v1/hearings",
+            None,
+            Some(json!({"case_number": "1", "title": "t", "visibility": "public"}))
+        )
+        .0,
+        401
+    );
+
+    // Bodies.
+    let (st, v) = d.raw(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some("application/json"),
+        b"{\"case_number\": ".to_vec(),
+    );
+    assert_eq!(st, 400, "truncated JSON: {v}");
+    assert!(v["message"].is_string());
+    let (st, _) = d.raw(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some("text/plain"),
+        b"{}".to_vec(),
+    );
+    assert_eq!(st, 415);
+    let (st, v) = d.call(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some(json!({"case_number": 123, "title": "t", "visibility": "public"})),
+    );
+    assert_eq!(st, 422, "wrong type: {v}");
+    let (st, v) = d.call(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some(json!({"title": "t", "visibility": "public"})),
+    );
+    assert_eq!(st, 422, "missing field: {v}");
+    assert!(v["message"].as_str().unwrap().contains("case_number"));
+    let (st, _) = d.call(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some(json!({"case_number": "1", "title": "t", "visibility": "secret"})),
+    );
+    assert_eq!(st, 422, "unknown visibility");
+    let (st, _) = d.call(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some(json!({"case_number": "  ", "title": "t", "visibility": "public"})),
+    );
+    assert_eq!(st, 422, "blank case number");
+    let (st, _) = d.call("POST", "/api/v1/hearings", Some(&clerk), Some(json!({"case_number": "1", "title": "t", "visibility": "public", "scheduled_start": "tomorrow"})));
+    assert_eq!(st, 422, "bad time");
+    let (st, _) = d.call("POST", "/api/v1/hearings", Some(&clerk), Some(json!({"case_number": "1", "title": "t", "visibility": "public", "courtroom": "elsewhere"})));
+    assert_eq!(st, 422, "another courtroom");
+    let huge = format!(
+        "{{\"case_number\": \"{}\", \"title\": \"t\", \"visibility\": \"public\"}}",
+        "x".repeat(200_000)
+    );
+    let (st, _) = d.raw(
+        "POST",
+        "/api/v1/hearings",
+        Some(&clerk),
+        Some("application/json"),
+        huge.into_bytes(),
+    );
+    assert_eq!(st, 413, "huge body");
+
+    // Roles: a judge views but does not run hearings.
+    let (st, v) = d.call(
+        "POST",
+        "/api/v1/hearings",
+        Some(&judge),
+        Some(json!({"case_number": "1", "title": "t", "visibility": "public"})),
+    );
+    assert_eq!(st, 403, "{v}");
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初9号", "title": "t", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        d.call(
+            "POST",
+            &format!("/api/v1/hearings/{id}/open"),
+            Some(&judge),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        d.call("GET", &format!("/api/v1/hearings/{id}"), Some(&judge), None)
+            .0,
+        200
+    );
+
+    // Unknown ids and path tricks.
+    for bad in ["nope", "..", "%2e%2e%2fetc", "20261127-000000-abcdef"] {
+        assert_eq!(
+            d.call(
+                "GET",
+                &format!("/api/v1/hearings/{bad}"),
+                Some(&clerk),
+                None
+            )
+            .0,
+            404,
+            "{bad}"
+        );
+        assert_eq!(
+            d.call(
+                "POST",
+                &format!("/api/v1/hearings/{bad}/open"),
+                Some(&clerk),
+                None
+            )
+            .0,
+            404,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        d.call("GET", "/api/v1/nothing-here", Some(&clerk), None).0,
+        404
+    );
+
+    // Invalid transitions answer 409 with a reason.
+    for (action, body) in [
+        ("resume", None),
+        ("close", None),
+        ("recess", Some(json!({"reason": "recess"}))),
+        ("marks", Some(json!({"text": "too early"}))),
+    ] {
+        let (st, v) = d.call(
+            "POST",
+            &format!("/api/v1/hearings/{id}/{action}"),
+            Some(&clerk),
+            body,
+        );
+        assert_eq!(st, 409, "{action} before open: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("not been opened")
+                || v["message"].as_str().unwrap().contains("open"),
+            "{v}"
+        );
+    }
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    assert_eq!(
+        d.call(
+            "POST",
+            &format!("/api/v1/hearings/{id}/open"),
+            Some(&clerk),
+            None
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        d.call(
+            "POST",
+            &format!("/api/v1/hearings/{id}/resume"),
+            Some(&clerk),
+            None
+        )
+        .0,
+        409
+    );
+    let (st, _) = d.call(
+        "POST",
+        &format!("/api/v1/hearings/{id}/recess"),
+        Some(&clerk),
+        Some(json!({"reason": "lunch"})),
+    );
+    assert_eq!(st, 422, "a reason not in the rules");
+    let (st, _) = d.call(
+        "POST",
+        &format!("/api/v1/hearings/{id}/marks"),
+        Some(&clerk),
+        Some(json!({"text": ""})),
+    );
+    assert_eq!(st, 422, "empty mark");
+    // A second hearing cannot open while one is open in the courtroom.
+    let h2 = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "2", "title": "t", "visibility": "non_public"})),
+    );
+    let (st, v) = d.call(
+        "POST",
+        &format!("/api/v1/hearings/{}/open", h2["id"].as_str().unwrap()),
+        Some(&clerk),
+        None,
+    );
+    assert_eq!(st, 409, "{v}");
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    let (st, v) = d.call(
+        "POST",
+        &format!("/api/v1/hearings/{id}/open"),
+        Some(&clerk),
+        None,
+    );
+    assert_eq!(st, 409);
+    assert!(v["message"].as_str().unwrap().contains("closed"), "{v}");
+    // Nothing is deleted through the API.
+    assert_eq!(
+        d.call(
+            "DELETE",
+            &format!("/api/v1/hearings/{id}"),
+            Some(&clerk),
+            None
+        )
+        .0,
+        405
+    );
+
+    // The daemon is still healthy after all that.
+    assert_eq!(
+        d.ok("GET", "/api/v1/status", &clerk, None)["courtroom"]["id"],
+        "demo-1"
+    );
+}
+
+#[test]
+fn a_bad_config_stops_start_up_naming_file_line_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[courtroom]\nid = \"c1\"\nname = \"One\"\n\n[[camera]]\nid = \"cam1\"\nrole = \"judge\"\nkind = \"webcam\"\n",
+            8,
+            "webcam",
+        ),
+        (
+            "[courtroom]\nid = \"c1\"\nname = \"One\"\n[[camera]]\nid = \"cam1\"\nrole = \"judge\"\nkind = \"file\"\npath = \"/no/such/file.mp4\"\n[[microphone]]\nid = \"m1\"\nrole = \"judge\"\nkind = \"test\"\n",
+            8,
+            "field `path`",
+        ),
+        (
+            "[courtroom]\nid = \"c1\"\nname = \"One\"\n[[camera]]\nid = \"cam1\"\nkind = \"test\"\n",
+            4,
+            "role",
+        ),
+        (
+            "[courtroom]\nid = \"c1\"\nname = \"One\"\n[composite]\nlayout = 3\n",
+            5,
+            "layout",
+        ),
+    ];
+    for (i, (text, line, what)) in cases.iter().enumerate() {
+        let p = tmp.path().join(format!("bad{i}.toml"));
+        std::fs::write(&p, text).unwrap();
+        let out = courtrec(&[
+            "serve",
+            "--config",
+            p.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:1",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "case {i} started");
+        assert!(
+            err.contains(&format!("bad{i}.toml:{line}:")),
+            "case {i}: wants file:line {line}: {err}"
+        );
+        assert!(err.contains(what), "case {i}: wants '{what}': {err}");
+    }
+    let out = courtrec(&["serve", "--config", "/no/such/config.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/config.toml"));
+}
