@@ -239,6 +239,10 @@ pub struct Microphone {
     /// `test`: tone frequency.
     #[serde(default)]
     pub freq_hz: Option<f64>,
+    /// `test`: `ticks` (default: a beep each second), `sine` (a steady tone) or
+    /// `silence` (a dead microphone, for testing the alarm).
+    #[serde(default)]
+    pub wave: Option<TestWave>,
     /// `alsa`/`pulse`: device name (e.g. `hw:1,0`); the system default if absent.
     #[serde(default)]
     pub device: Option<String>,
@@ -248,6 +252,25 @@ pub struct Microphone {
 
 fn default_audio_bitrate() -> u32 {
     64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestWave {
+    Ticks,
+    Sine,
+    Silence,
+}
+
+impl TestWave {
+    /// The `audiotestsrc` wave name.
+    pub fn gst_name(self) -> &'static str {
+        match self {
+            TestWave::Ticks => "ticks",
+            TestWave::Sine => "sine",
+            TestWave::Silence => "silence",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             courtrec::cli::check(&dir, repair)
         }),
         Cmd::Pipeline { config } => load(&config).map(|cfg| {
-            println!("{}", courtrec::capture::pipeline::describe(&cfg));
+            println!("{}", courtrec::capture::pipeline::describe(&cfg).text());
         }),
         Cmd::HashPassword => {
             let mut pw = String::new();

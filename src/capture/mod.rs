@@ -23,6 +23,9 @@ pub struct Frame {
     pub dts_ns: Option<i64>,
     pub duration_ns: u64,
     pub keyframe: bool,
+    /// The stream changed source here (e.g. a camera's own H.264 replaced by the
+    /// "signal lost" card): start a new segment at this keyframe.
+    pub discont: bool,
     pub data: Box<dyn AsRef<[u8]> + Send>,
 }
 
@@ -120,6 +123,10 @@ pub struct SourceState {
     pub last_sound: Option<Instant>,
     /// Last error the source reported (e.g. "connection refused").
     pub error: Option<String>,
+    /// The source failed and is being restarted.
+    pub reconnecting: bool,
+    /// How many times the source was restarted after a failure.
+    pub restarts: u64,
 }
 
 /// Health of all sources, written by capture's streaming threads, read by the API and
@@ -144,6 +151,8 @@ impl SourceStatus {
                 rms_dbfs: None,
                 last_sound: None,
                 error: None,
+                reconnecting: false,
+                restarts: 0,
             });
         }
         for m in cfg.microphones() {
@@ -157,6 +166,8 @@ impl SourceStatus {
                 rms_dbfs: None,
                 last_sound: None,
                 error: None,
+                reconnecting: false,
+                restarts: 0,
             });
         }
         SourceStatus {
@@ -191,12 +202,23 @@ impl SourceStatus {
         }
     }
 
-    pub fn set_error(&self, id: &str, err: String) {
+    /// Records that source `idx` failed and is being restarted.
+    pub fn set_failed(&self, idx: usize, err: String) {
         if let Ok(mut s) = self.sources.lock()
-            && let Some(src) = s.iter_mut().find(|s| s.id == id)
+            && let Some(src) = s.get_mut(idx)
         {
             src.error = Some(err);
+            src.reconnecting = true;
+            src.restarts += 1;
         }
+    }
+
+    /// The last time source `idx` delivered anything.
+    pub fn last_buffer(&self, idx: usize) -> Option<Instant> {
+        self.sources
+            .lock()
+            .ok()
+            .and_then(|s| s.get(idx).and_then(|s| s.last_buffer))
     }
 
     pub fn snapshot(&self) -> Vec<SourceState> {

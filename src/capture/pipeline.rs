@@ -1,26 +1,42 @@
 //! Builds and runs the courtroom's GStreamer pipeline from the templates in
-//! `pipelines/`, and hands each track's encoded frames to the [`FrameSink`].
+//! `pipelines/`, hands each track's encoded frames to the [`FrameSink`], and keeps
+//! sources alive.
+//!
+//! Settings (what the config asks for: [`Description`]) are kept apart from state (the
+//! running bins: [`Slot`]). Each source is a bin of its own, linked into a fallback
+//! mixer that always produces output ("signal lost" card, or silence); when a source
+//! fails or ends, the supervisor removes its bin and builds a new one, with back-off,
+//! while every track goes on recording.
 
 use super::{CaptureControl, Frame, FrameSink, SourceStatus, levels_dbfs};
-use crate::config::{CameraKind, Config, MicrophoneKind, Role};
+use crate::config::{CameraKind, Config, MicrophoneKind, Role, TestWave};
 use crate::error::{Error, ErrorKind, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+const CAMERA_SLOT: &str = include_str!("../../pipelines/camera-slot.gst");
 const CAMERA_TEST: &str = include_str!("../../pipelines/camera-test.gst");
 const CAMERA_V4L2: &str = include_str!("../../pipelines/camera-v4l2.gst");
 const CAMERA_FILE: &str = include_str!("../../pipelines/camera-file.gst");
 const CAMERA_RTSP: &str = include_str!("../../pipelines/camera-rtsp.gst");
 const CAMERA_RTSP_PREVIEW: &str = include_str!("../../pipelines/camera-rtsp-preview.gst");
-const CAMERA_ENCODE: &str = include_str!("../../pipelines/camera-encode.gst");
+const CAMERA_RECORD: &str = include_str!("../../pipelines/camera-record.gst");
+const CAMERA_RTSP_FALLBACK: &str = include_str!("../../pipelines/camera-rtsp-fallback.gst");
 const CAMERA_PANE: &str = include_str!("../../pipelines/camera-pane.gst");
+const MIC_SLOT: &str = include_str!("../../pipelines/mic-slot.gst");
 const MIC_TEST: &str = include_str!("../../pipelines/mic-test.gst");
 const MIC_ALSA: &str = include_str!("../../pipelines/mic-alsa.gst");
 const MIC_PULSE: &str = include_str!("../../pipelines/mic-pulse.gst");
-const MIC_ENCODE: &str = include_str!("../../pipelines/mic-encode.gst");
+const MIC_RECORD: &str = include_str!("../../pipelines/mic-record.gst");
 const COMPOSITE: &str = include_str!("../../pipelines/composite.gst");
+
+/// Longest wait between two attempts to restart a failed source.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// Fills `{name}` placeholders.
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
@@ -31,7 +47,7 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
     s
 }
 
-/// Quotes a value for a gst-launch description (strings with spaces or symbols).
+/// Makes a value safe inside a quoted gst-launch string.
 fn quote(s: &str) -> String {
     s.replace(['"', '\\'], "").replace('\n', " ")
 }
@@ -72,9 +88,67 @@ fn role_rank(r: Role) -> u8 {
     }
 }
 
-/// The whole pipeline description for a courtroom.
-pub fn describe(cfg: &Config) -> String {
-    let mut parts = Vec::new();
+/// What a source bin does when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnEnd {
+    /// A live device or stream ending is a failure: restart with back-off.
+    Fail,
+    /// A media file played as a camera: start it again at once (a loop).
+    Loop,
+}
+
+/// One source bin to build (and rebuild after a failure).
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    /// Source id (camera or microphone id), for logs.
+    pub id: String,
+    /// Index in [`SourceStatus`] this bin reports to (None for an RTSP preview, whose
+    /// health is the main stream's).
+    pub status_idx: Option<usize>,
+    /// The bin's description.
+    pub desc: String,
+    /// The fallback mixer its output is linked into (None when it ends in an appsink).
+    pub target: Option<String>,
+    /// True for compositor targets (the source goes on top of the card).
+    pub video: bool,
+    pub on_end: OnEnd,
+    /// Test cameras: paint the sync flash (width, height).
+    pub flash: Option<(usize, usize)>,
+    /// RTSP main stream: the track its appsink feeds.
+    pub rtsp_track: Option<usize>,
+}
+
+/// The whole pipeline: the main description and the source bins.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub main: String,
+    pub sources: Vec<SourceDef>,
+}
+
+impl Description {
+    /// Human-readable form for `courtrec pipeline`.
+    pub fn text(&self) -> String {
+        let mut s = format!("# main pipeline\n{}\n", self.main);
+        for src in &self.sources {
+            let to = src
+                .target
+                .as_deref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "\n# source bin '{}'{to}\n{}\n",
+                src.id,
+                src.desc.trim()
+            ));
+        }
+        s
+    }
+}
+
+/// Builds the pipeline description for a courtroom.
+pub fn describe(cfg: &Config) -> Description {
+    let mut main = Vec::new();
+    let mut sources = Vec::new();
     let comp = &cfg.composite;
     let panes = layout_panes(comp.layout, comp.width, comp.height);
     // Cameras in pane order: judges first, then parties, witnesses, evidence, overview.
@@ -86,20 +160,18 @@ pub fn describe(cfg: &Config) -> String {
     }
     let mut pane_props = Vec::new();
     for (i, cam) in cfg.cameras().enumerate() {
+        let label = quote(if cam.label.is_empty() {
+            &cam.id
+        } else {
+            &cam.label
+        });
         let mut vars = vec![
             ("id", cam.id.clone()),
             ("width", cam.width.to_string()),
             ("height", cam.height.to_string()),
             ("fps", cam.fps.to_string()),
             ("bitrate_kbps", cam.bitrate_kbps.to_string()),
-            (
-                "label",
-                quote(if cam.label.is_empty() {
-                    &cam.id
-                } else {
-                    &cam.label
-                }),
-            ),
+            ("label", label),
             (
                 "pattern",
                 cam.pattern.clone().unwrap_or_else(|| "smpte".into()),
@@ -123,42 +195,80 @@ pub fn describe(cfg: &Config) -> String {
             ),
             (
                 "path",
-                cam.path
-                    .as_ref()
-                    .map(|p| p.get_ref().display().to_string())
-                    .unwrap_or_default(),
+                format!(
+                    "\"{}\"",
+                    quote(
+                        &cam.path
+                            .as_ref()
+                            .map(|p| p.get_ref().display().to_string())
+                            .unwrap_or_default()
+                    )
+                ),
             ),
         ];
+        main.push(fill(CAMERA_SLOT, &vars));
+        let slot_source = |desc: String, on_end: OnEnd, flash| SourceDef {
+            id: cam.id.clone(),
+            status_idx: Some(i),
+            desc,
+            target: Some(format!("{}_fb", cam.id)),
+            video: true,
+            on_end,
+            flash,
+            rtsp_track: None,
+        };
         match cam.kind {
-            CameraKind::Test => parts.push(fill(CAMERA_TEST, &vars)),
-            CameraKind::V4l2 => parts.push(fill(CAMERA_V4L2, &vars)),
-            CameraKind::File => parts.push(fill(CAMERA_FILE, &vars)),
+            CameraKind::Test => sources.push(slot_source(
+                fill(CAMERA_TEST, &vars),
+                OnEnd::Fail,
+                Some((cam.width as usize, cam.height as usize)),
+            )),
+            CameraKind::V4l2 => {
+                sources.push(slot_source(fill(CAMERA_V4L2, &vars), OnEnd::Fail, None))
+            }
+            CameraKind::File => {
+                sources.push(slot_source(fill(CAMERA_FILE, &vars), OnEnd::Loop, None))
+            }
             CameraKind::Rtsp => {
-                parts.push(fill(CAMERA_RTSP, &vars));
-                if pane_of[i].is_some() {
-                    parts.push(fill(CAMERA_RTSP_PREVIEW, &vars));
-                }
+                sources.push(SourceDef {
+                    id: cam.id.clone(),
+                    status_idx: Some(i),
+                    desc: fill(CAMERA_RTSP, &vars),
+                    target: None,
+                    video: true,
+                    on_end: OnEnd::Fail,
+                    flash: None,
+                    rtsp_track: Some(i),
+                });
+                sources.push(SourceDef {
+                    status_idx: None,
+                    ..slot_source(fill(CAMERA_RTSP_PREVIEW, &vars), OnEnd::Fail, None)
+                });
             }
         }
-        if cam.kind != CameraKind::Rtsp {
-            parts.push(fill(CAMERA_ENCODE, &vars));
+        if cam.kind == CameraKind::Rtsp {
+            main.push(fill(CAMERA_RTSP_FALLBACK, &vars));
+        } else {
+            main.push(fill(CAMERA_RECORD, &vars));
         }
         if let Some(pane) = pane_of[i] {
             let (x, y, w, h) = panes[pane];
             vars.push(("pane", pane.to_string()));
             vars.push(("pane_width", w.to_string()));
             vars.push(("pane_height", h.to_string()));
-            parts.push(fill(CAMERA_PANE, &vars));
+            main.push(fill(CAMERA_PANE, &vars));
             pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
-        } else if cam.kind != CameraKind::Rtsp {
-            // Not in the composite: nothing else reads the raw picture.
         }
     }
-    for mic in cfg.microphones() {
+    for (m, mic) in cfg.microphones().enumerate() {
         let freq = mic.freq_hz.unwrap_or(440.0);
         let vars = vec![
             ("id", mic.id.clone()),
             ("freq", format!("{freq}")),
+            (
+                "wave",
+                mic.wave.unwrap_or(TestWave::Ticks).gst_name().to_string(),
+            ),
             // A 100 ms beep each second, in step with the test cameras' flash.
             (
                 "beep_periods",
@@ -173,14 +283,24 @@ pub fn describe(cfg: &Config) -> String {
                     .unwrap_or_default(),
             ),
         ];
-        parts.push(match mic.kind {
-            MicrophoneKind::Test => fill(MIC_TEST, &vars),
-            MicrophoneKind::Alsa => fill(MIC_ALSA, &vars),
-            MicrophoneKind::Pulse => fill(MIC_PULSE, &vars),
+        main.push(fill(MIC_SLOT, &vars));
+        main.push(fill(MIC_RECORD, &vars));
+        sources.push(SourceDef {
+            id: mic.id.clone(),
+            status_idx: Some(cfg.cameras.len() + m),
+            desc: match mic.kind {
+                MicrophoneKind::Test => fill(MIC_TEST, &vars),
+                MicrophoneKind::Alsa => fill(MIC_ALSA, &vars),
+                MicrophoneKind::Pulse => fill(MIC_PULSE, &vars),
+            },
+            target: Some(format!("{}_fb", mic.id)),
+            video: false,
+            on_end: OnEnd::Fail,
+            flash: None,
+            rtsp_track: None,
         });
-        parts.push(fill(MIC_ENCODE, &vars));
     }
-    parts.push(fill(
+    main.push(fill(
         COMPOSITE,
         &[
             ("width", comp.width.to_string()),
@@ -195,16 +315,10 @@ pub fn describe(cfg: &Config) -> String {
             ("pane_props", pane_props.join(" ")),
         ],
     ));
-    parts.join("\n")
-}
-
-/// The running capture pipeline.
-pub struct Capture {
-    pipeline: gst::Pipeline,
-    /// Appsinks of video tracks, for keyframe requests.
-    video_sinks: Vec<gst_app::AppSink>,
-    caption: Option<gst::Element>,
-    _bus_thread: Option<std::thread::JoinHandle<()>>,
+    Description {
+        main: main.join("\n"),
+        sources,
+    }
 }
 
 /// Running-time timestamps of a buffer.
@@ -213,6 +327,149 @@ fn running_times(sample: &gst::Sample, buf: &gst::BufferRef) -> Option<(i64, Opt
     let pts = seg.to_running_time(buf.pts().or(buf.dts())?)?;
     let dts = buf.dts().and_then(|d| seg.to_running_time(d));
     Some((pts.nseconds() as i64, dts.map(|d| d.nseconds() as i64)))
+}
+
+/// Which of an RTSP camera's two encodings feeds its track.
+#[derive(Default)]
+struct RtspSwitch {
+    /// True while the camera is lost and the fallback encoder feeds the track.
+    on_fallback: AtomicBool,
+    /// The next forwarded frame starts a new segment.
+    cut_next: AtomicBool,
+}
+
+/// Where an appsink's frames go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Plain,
+    RtspMain,
+    RtspFallback,
+}
+
+struct Shared {
+    pipeline: gst::Pipeline,
+    sink: Arc<dyn FrameSink>,
+    status: Arc<SourceStatus>,
+    switches: Vec<Option<RtspSwitch>>,
+}
+
+impl Shared {
+    fn attach_appsink(
+        self: &Arc<Self>,
+        appsink: &gst_app::AppSink,
+        track: usize,
+        stream: usize,
+        feed: Feed,
+    ) {
+        let this = self.clone();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    this.on_sample(sample, track, stream, feed);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+
+    fn on_sample(&self, sample: gst::Sample, track: usize, stream: usize, feed: Feed) {
+        let Some(buf) = sample.buffer_owned() else {
+            return;
+        };
+        let Some((pts, dts)) = running_times(&sample, &buf) else {
+            return;
+        };
+        let keyframe = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let mut discont = false;
+        if let Some(sw) = self.switches.get(track).and_then(|s| s.as_ref()) {
+            match feed {
+                Feed::RtspMain => {
+                    self.status.saw_buffer(track);
+                    if sw.on_fallback.load(Ordering::Acquire) {
+                        if !keyframe {
+                            return; // keep the card until the camera's next keyframe
+                        }
+                        sw.on_fallback.store(false, Ordering::Release);
+                        self.set_valve(track, true);
+                        discont = true;
+                    }
+                }
+                Feed::RtspFallback => {
+                    if !sw.on_fallback.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if sw.cut_next.load(Ordering::Acquire) {
+                        if !keyframe {
+                            return;
+                        }
+                        sw.cut_next.store(false, Ordering::Release);
+                        discont = true;
+                    }
+                }
+                Feed::Plain => {}
+            }
+        }
+        let duration_ns = buf.duration().map(|d| d.nseconds()).unwrap_or(0);
+        let Ok(map) = buf.into_mapped_buffer_readable() else {
+            return;
+        };
+        self.sink.push(
+            track,
+            Frame {
+                stream,
+                pts_ns: pts,
+                dts_ns: dts,
+                duration_ns,
+                keyframe,
+                discont,
+                data: Box::new(map),
+            },
+        );
+    }
+
+    /// Opens (drop = false) or closes the fallback encoder of an RTSP camera.
+    fn set_valve(&self, track: usize, drop: bool) {
+        let name = self
+            .status
+            .snapshot()
+            .get(track)
+            .map(|s| format!("{}_fbvalve", s.id))
+            .unwrap_or_default();
+        if let Some(v) = self.pipeline.by_name(&name) {
+            v.set_property("drop", drop);
+        }
+    }
+}
+
+/// A running source bin.
+struct Slot {
+    def: SourceDef,
+    bin: Option<gst::Bin>,
+    target_pad: Option<gst::Pad>,
+    /// When to try again after a failure (None: running).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    started: Instant,
+}
+
+enum SupervisorMsg {
+    /// A source bin failed (error) or ended (EOS).
+    Ended {
+        slot: usize,
+        reason: String,
+        eos: bool,
+    },
+}
+
+/// The running capture pipeline.
+pub struct Capture {
+    shared: Arc<Shared>,
+    /// Appsinks of video tracks, for keyframe requests.
+    video_sinks: Vec<gst_app::AppSink>,
+    caption: Option<gst::Element>,
+    slots: Arc<Mutex<Vec<Slot>>>,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Capture {
@@ -225,24 +482,44 @@ impl Capture {
     ) -> Result<Capture> {
         gst::init().map_err(|e| Error::new(ErrorKind::Unavailable, format!("GStreamer: {e}")))?;
         let desc = describe(cfg);
-        let pipeline = gst::parse::launch(&desc)
+        let pipeline = gst::parse::launch(&desc.main)
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Unavailable,
-                    format!("cannot build the capture pipeline ({e}); is a GStreamer plugin missing? Run `courtrec pipeline` to see it"),
+                    format!("cannot build the capture pipeline ({e}); is a GStreamer plugin missing? `courtrec pipeline` prints it"),
                 )
             })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| Error::new(ErrorKind::Internal, "pipeline description is not a pipeline"))?;
-
         let specs = super::track_specs(cfg);
+        let shared = Arc::new(Shared {
+            pipeline: pipeline.clone(),
+            sink,
+            status: status.clone(),
+            switches: cfg
+                .cameras()
+                .map(|c| (c.kind == CameraKind::Rtsp).then(RtspSwitch::default))
+                .chain(std::iter::repeat_with(|| None).take(specs.len()))
+                .collect(),
+        });
+
         let mut video_sinks = Vec::new();
         for (track, spec) in specs.iter().enumerate() {
-            let mut names = vec![(format!("{}_rec", spec.info.name), 0usize)];
+            let rtsp = shared.switches.get(track).is_some_and(|s| s.is_some());
+            let mut names = vec![(format!("{}_rec", spec.info.name), 0usize, Feed::Plain)];
             if spec.streams.len() > 1 {
-                names.push((format!("{}_audio_rec", spec.info.name), 1));
+                names.push((format!("{}_audio_rec", spec.info.name), 1, Feed::Plain));
             }
-            for (name, stream) in names {
+            if rtsp {
+                // The camera's own H.264 appsink lives in its source bin (attached when
+                // the bin is built); the main pipeline holds the fallback encoder.
+                names = vec![(
+                    format!("{}_fallback", spec.info.name),
+                    0,
+                    Feed::RtspFallback,
+                )];
+            }
+            for (name, stream, feed) in names {
                 let appsink = pipeline
                     .by_name(&name)
                     .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -255,135 +532,63 @@ impl Capture {
                 if spec.streams[stream] == crate::recording::tsmux::StreamType::H264 {
                     video_sinks.push(appsink.clone());
                 }
-                let sink = sink.clone();
-                let status = status.clone();
-                let src_idx = if track < cfg.cameras.len() {
-                    Some(track)
-                } else {
-                    None
-                };
-                appsink.set_callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |s| {
-                            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            let Some(buf) = sample.buffer_owned() else {
-                                return Ok(gst::FlowSuccess::Ok);
-                            };
-                            let Some((pts, dts)) = running_times(&sample, &buf) else {
-                                return Ok(gst::FlowSuccess::Ok);
-                            };
-                            if let Some(i) = src_idx {
-                                status.saw_buffer(i);
-                            }
-                            let keyframe = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
-                            let duration_ns = buf.duration().map(|d| d.nseconds()).unwrap_or(0);
-                            let Ok(map) = buf.into_mapped_buffer_readable() else {
-                                return Ok(gst::FlowSuccess::Ok);
-                            };
-                            sink.push(
-                                track,
-                                Frame {
-                                    stream,
-                                    pts_ns: pts,
-                                    dts_ns: dts,
-                                    duration_ns,
-                                    keyframe,
-                                    data: Box::new(map),
-                                },
-                            );
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .build(),
-                );
+                shared.attach_appsink(&appsink, track, stream, feed);
             }
         }
 
-        // Microphone levels: measured on the raw audio entering each microphone's tee.
+        // Microphone levels: measured on the raw audio leaving each microphone's slot.
         for (m, mic) in cfg.microphones().enumerate() {
             let idx = cfg.cameras.len() + m;
-            let Some(pad) = pipeline
+            if let Some(pad) = pipeline
                 .by_name(&format!("{}_raw", mic.id))
                 .and_then(|t| t.static_pad("sink"))
-            else {
-                continue;
-            };
-            let status = status.clone();
-            let window = Mutex::new((0i16, 0f64, 0usize));
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(buf) = info.buffer()
-                    && let Ok(map) = buf.map_readable()
-                {
-                    let samples: Vec<i16> = map
-                        .chunks_exact(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect();
-                    if let Ok(mut w) = window.lock() {
-                        // Accumulate 100 ms windows, so a short beep is not missed.
-                        for s in &samples {
-                            w.0 = w.0.max(s.saturating_abs());
-                            w.1 += (*s as f64) * (*s as f64);
-                        }
-                        w.2 += samples.len();
-                        if w.2 >= 4800 {
-                            let peak = levels_dbfs(&[w.0]).0;
-                            let rms = if w.1 <= 0.0 {
-                                -100.0
-                            } else {
-                                (20.0 * ((w.1 / w.2 as f64).sqrt() / 32768.0).log10()).max(-100.0)
-                            };
-                            status.saw_level(idx, peak, rms);
-                            *w = (0, 0.0, 0);
-                        }
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
+            {
+                add_level_probe(&pad, status.clone(), idx);
+            }
         }
 
-        // Test cameras flash a white square for 100 ms each second, in step with the
-        // test microphones' beep, so audio/video sync can be measured on the recording.
-        for cam in cfg.cameras().filter(|c| c.kind == CameraKind::Test) {
-            let Some(pad) = pipeline
-                .by_name(&format!("{}_flash", cam.id))
-                .and_then(|e| e.static_pad("src"))
-            else {
-                continue;
-            };
-            let (w, h) = (cam.width as usize, cam.height as usize);
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(buf) = info.buffer_mut() {
-                    let in_flash = buf
-                        .pts()
-                        .is_some_and(|p| p.nseconds() % 1_000_000_000 < 100_000_000);
-                    if in_flash {
-                        let b = buf.make_mut();
-                        if let Ok(mut map) = b.map_writable() {
-                            // I420: the Y plane comes first, stride rounded up to 4.
-                            let stride = (w + 3) & !3;
-                            let side = (h / 6).max(8);
-                            for y in 0..side {
-                                let row = y * stride;
-                                let start = row + w - side;
-                                if let Some(px) = map.get_mut(start..row + w) {
-                                    px.fill(235);
-                                }
-                            }
-                        }
-                    }
-                }
-                gst::PadProbeReturn::Ok
+        let (tx, rx) = mpsc::channel();
+        let mut slots = Vec::new();
+        for def in desc.sources {
+            slots.push(Slot {
+                def,
+                bin: None,
+                target_pad: None,
+                retry_at: None,
+                backoff: Duration::from_secs(1),
+                started: Instant::now(),
             });
         }
-
+        for i in 0..slots.len() {
+            if let Err(e) = build_slot(&shared, &mut slots[i], i, &tx) {
+                tracing::error!(source = %slots[i].def.id, "cannot start source: {e}");
+                slots[i].retry_at = Some(Instant::now() + slots[i].backoff);
+            }
+        }
+        let slots = Arc::new(Mutex::new(slots));
         let caption = pipeline.by_name("caption");
         let bus = pipeline
             .bus()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "pipeline has no bus"))?;
-        let bus_status = status.clone();
-        let bus_thread = std::thread::Builder::new()
-            .name("capture-bus".into())
-            .spawn(move || watch_bus(bus, bus_status))
-            .ok();
+        let stopping = Arc::new(AtomicBool::new(false));
+        {
+            let slots = slots.clone();
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("capture-bus".into())
+                .spawn(move || watch_bus(bus, slots, tx))
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("bus thread: {e}")))?;
+        }
+        {
+            let slots = slots.clone();
+            let shared = shared.clone();
+            let stopping = stopping.clone();
+            let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
+            std::thread::Builder::new()
+                .name("capture-supervisor".into())
+                .spawn(move || supervise(shared, slots, rx, tx, stopping, lost_after))
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("supervisor thread: {e}")))?;
+        }
         pipeline.set_state(gst::State::Playing).map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -391,21 +596,22 @@ impl Capture {
             )
         })?;
         Ok(Capture {
-            pipeline,
+            shared,
             video_sinks,
             caption,
-            _bus_thread: bus_thread,
+            slots,
+            stopping,
         })
     }
 
     /// Waits until the pipeline runs (its clock gives a running time).
-    pub fn wait_running(&self, timeout: std::time::Duration) -> Result<()> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+    pub fn wait_running(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
             if self.running_time_ns().is_some() {
                 return Ok(());
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
         Err(Error::new(
             ErrorKind::Unavailable,
@@ -414,13 +620,268 @@ impl Capture {
     }
 
     pub fn stop(&self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.shared.pipeline.set_state(gst::State::Null);
+        if let Ok(mut slots) = self.slots.lock() {
+            for s in slots.iter_mut() {
+                s.bin = None;
+            }
+        }
+    }
+}
+
+fn add_level_probe(pad: &gst::Pad, status: Arc<SourceStatus>, idx: usize) {
+    // Accumulate 100 ms windows, so a short beep is not missed between polls.
+    let window = Mutex::new((0i16, 0f64, 0usize));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer()
+            && let Ok(map) = buf.map_readable()
+            && let Ok(mut w) = window.lock()
+        {
+            for b in map.chunks_exact(2) {
+                let s = i16::from_le_bytes([b[0], b[1]]);
+                w.0 = w.0.max(s.saturating_abs());
+                w.1 += (s as f64) * (s as f64);
+            }
+            w.2 += map.len() / 2;
+            if w.2 >= 4800 {
+                let peak = levels_dbfs(&[w.0]).0;
+                let rms = if w.1 <= 0.0 {
+                    -100.0
+                } else {
+                    (20.0 * ((w.1 / w.2 as f64).sqrt() / 32768.0).log10()).max(-100.0)
+                };
+                status.saw_level(idx, peak, rms);
+                *w = (0, 0.0, 0);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Builds a source bin, links it into its fallback mixer and starts it.
+fn build_slot(
+    shared: &Arc<Shared>,
+    slot: &mut Slot,
+    idx: usize,
+    tx: &mpsc::Sender<SupervisorMsg>,
+) -> Result<()> {
+    let def = &slot.def;
+    let bin = gst::parse::bin_from_description(&def.desc, true)
+        .map_err(|e| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id)))?;
+    bin.set_property(
+        "name",
+        format!("src_{}_{}", def.id, slot.started.elapsed().as_millis()),
+    );
+    let pipeline = &shared.pipeline;
+    pipeline.add(&bin).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("adding source {}: {e}", def.id),
+        )
+    })?;
+    let fail = |e: String| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id));
+
+    if let Some(track) = def.rtsp_track {
+        let name = format!("{}_rec", def.id);
+        let appsink = bin
+            .by_name(&name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| fail(format!("no appsink {name}")))?;
+        shared.attach_appsink(&appsink, track, 0, Feed::RtspMain);
+    }
+    if let Some((w, h)) = def.flash
+        && let Some(pad) = bin
+            .by_name(&format!("{}_flash", def.id))
+            .and_then(|e| e.static_pad("src"))
+    {
+        add_flash_probe(&pad, w, h);
+    }
+    if let Some(sync) = bin
+        .by_name(&format!("{}_sync", def.id))
+        .and_then(|e| e.static_pad("sink"))
+    {
+        // A file starts at time 0: shift it to now so it plays in real time.
+        let now = pipeline
+            .current_running_time()
+            .map(|t| t.nseconds() as i64)
+            .unwrap_or(0);
+        sync.set_offset(now);
+    }
+    if let Some(target) = &def.target {
+        let mixer = pipeline
+            .by_name(target)
+            .ok_or_else(|| fail(format!("no mixer {target}")))?;
+        let src = bin
+            .static_pad("src")
+            .ok_or_else(|| fail("bin has no output".into()))?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| fail(format!("{target} gives no input")))?;
+        if def.video {
+            pad.set_property("zorder", 1u32);
+        }
+        // Seen buffers mean the source is alive; an end of stream is a failure (or the
+        // end of a looped file) and must not reach the mixer, which would stop mixing it.
+        let status = shared.status.clone();
+        let status_idx = def.status_idx;
+        let tx = tx.clone();
+        src.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    if let Some(i) = status_idx {
+                        status.saw_buffer(i);
+                    }
+                    gst::PadProbeReturn::Ok
+                }
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Eos => {
+                    let _ = tx.send(SupervisorMsg::Ended {
+                        slot: idx,
+                        reason: "end of stream".into(),
+                        eos: true,
+                    });
+                    gst::PadProbeReturn::Drop
+                }
+                _ => gst::PadProbeReturn::Ok,
+            },
+        );
+        src.link(&pad)
+            .map_err(|e| fail(format!("linking to {target}: {e}")))?;
+        slot.target_pad = Some(pad);
+    }
+    bin.sync_state_with_parent()
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
+    slot.bin = Some(bin);
+    slot.retry_at = None;
+    slot.started = Instant::now();
+    Ok(())
+}
+
+/// Removes a source bin and releases its mixer input.
+fn teardown_slot(shared: &Shared, slot: &mut Slot) {
+    if let Some(bin) = slot.bin.take() {
+        if let (Some(pad), Some(target)) = (slot.target_pad.take(), slot.def.target.as_ref())
+            && let Some(mixer) = shared.pipeline.by_name(target)
+        {
+            if let Some(src) = bin.static_pad("src") {
+                let _ = src.unlink(&pad);
+            }
+            mixer.release_request_pad(&pad);
+        }
+        let _ = bin.set_state(gst::State::Null);
+        let _ = shared.pipeline.remove(&bin);
+    }
+}
+
+fn add_flash_probe(pad: &gst::Pad, w: usize, h: usize) {
+    // Test cameras flash a white square for 100 ms each second, in step with the test
+    // microphones' beep, so audio/video sync can be measured on the recording.
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            let in_flash = buf
+                .pts()
+                .is_some_and(|p| p.nseconds() % 1_000_000_000 < 100_000_000);
+            if in_flash {
+                let b = buf.make_mut();
+                if let Ok(mut map) = b.map_writable() {
+                    // I420: the Y plane comes first, stride rounded up to 4.
+                    let stride = (w + 3) & !3;
+                    let side = (h / 6).max(8);
+                    for y in 0..side {
+                        let row = y * stride;
+                        if let Some(px) = map.get_mut(row + w - side..row + w) {
+                            px.fill(235);
+                        }
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Restarts failed sources with back-off, and switches RTSP cameras to their fallback
+/// encoder while they are lost.
+fn supervise(
+    shared: Arc<Shared>,
+    slots: Arc<Mutex<Vec<Slot>>>,
+    rx: mpsc::Receiver<SupervisorMsg>,
+    tx: mpsc::Sender<SupervisorMsg>,
+    stopping: Arc<AtomicBool>,
+    lost_after: Duration,
+) {
+    // A source that delivers nothing this long is rebuilt even without an error.
+    let stall_after = (lost_after * 3).max(Duration::from_secs(5));
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(250));
+        if stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut slots) = slots.lock() else { return };
+        if let Ok(SupervisorMsg::Ended { slot, reason, eos }) = msg
+            && let Some(s) = slots.get_mut(slot)
+            && s.bin.is_some()
+        {
+            teardown_slot(&shared, s);
+            if eos && s.def.on_end == OnEnd::Loop {
+                tracing::info!(source = %s.def.id, "file ended; playing it again");
+                s.retry_at = Some(Instant::now());
+            } else {
+                tracing::warn!(source = %s.def.id, "source failed ({reason}); retrying in {:?}", s.backoff);
+                if let Some(i) = s.def.status_idx {
+                    shared.status.set_failed(i, reason);
+                }
+                s.retry_at = Some(Instant::now() + s.backoff);
+                s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let now = Instant::now();
+        for i in 0..slots.len() {
+            let s = &mut slots[i];
+            // Alive again: reset the back-off.
+            let last = s.def.status_idx.and_then(|x| shared.status.last_buffer(x));
+            if s.bin.is_some() && last.is_some_and(|t| t > s.started) {
+                s.backoff = Duration::from_secs(1);
+            }
+            // Stalled without an error (e.g. a network stream that hangs).
+            if s.bin.is_some()
+                && s.started.elapsed() > stall_after
+                && last.is_none_or(|t| t.elapsed() > stall_after)
+            {
+                let _ = tx.send(SupervisorMsg::Ended {
+                    slot: i,
+                    reason: "no data".into(),
+                    eos: false,
+                });
+            }
+            if s.retry_at.is_some_and(|t| t <= now) {
+                if let Err(e) = build_slot(&shared, s, i, &tx) {
+                    tracing::warn!(source = %s.def.id, "restart failed: {e}");
+                    teardown_slot(&shared, s);
+                    s.retry_at = Some(now + s.backoff);
+                    s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            // RTSP: no frames from the camera for a while → its track takes the card.
+            if let Some(track) = s.def.rtsp_track
+                && let Some(Some(sw)) = shared.switches.get(track)
+            {
+                let stale = last.is_none_or(|t| t.elapsed() > lost_after);
+                if stale && !sw.on_fallback.load(Ordering::Acquire) {
+                    sw.cut_next.store(true, Ordering::Release);
+                    sw.on_fallback.store(true, Ordering::Release);
+                    shared.set_valve(track, false);
+                }
+            }
+        }
     }
 }
 
 impl CaptureControl for Capture {
     fn running_time_ns(&self) -> Option<i64> {
-        self.pipeline
+        self.shared
+            .pipeline
             .current_running_time()
             .map(|t| t.nseconds() as i64)
     }
@@ -451,25 +912,43 @@ impl Drop for Capture {
     }
 }
 
-/// Logs pipeline errors and warnings and attributes them to the source they come from.
-fn watch_bus(bus: gst::Bus, status: Arc<SourceStatus>) {
+/// Logs pipeline errors and warnings; an error inside a source bin fails that source.
+fn watch_bus(bus: gst::Bus, slots: Arc<Mutex<Vec<Slot>>>, tx: mpsc::Sender<SupervisorMsg>) {
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         use gst::MessageView;
         match msg.view() {
             MessageView::Error(e) => {
-                let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                tracing::error!(element = %src, "capture error: {} ({:?})", e.error(), e.debug());
-                if let Some(id) = src.split('_').next() {
-                    status.set_error(id, e.error().to_string());
+                let src = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                let slot = msg.src().and_then(|src| {
+                    let slots = slots.lock().ok()?;
+                    slots
+                        .iter()
+                        .position(|s| s.bin.as_ref().is_some_and(|b| src.has_as_ancestor(b)))
+                });
+                match slot {
+                    Some(i) => {
+                        let _ = tx.send(SupervisorMsg::Ended {
+                            slot: i,
+                            reason: e.error().to_string(),
+                            eos: false,
+                        });
+                    }
+                    None => {
+                        tracing::error!(element = %src, "capture error: {} ({:?})", e.error(), e.debug())
+                    }
                 }
             }
             MessageView::Warning(w) => {
-                let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
+                let src = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
                 tracing::warn!(element = %src, "capture warning: {}", w.error());
             }
-            MessageView::Eos(_) => {
-                tracing::warn!("capture pipeline reached end of stream");
-            }
+            MessageView::Eos(_) => tracing::error!("capture pipeline reached end of stream"),
             _ => {}
         }
     }
@@ -495,7 +974,7 @@ mod tests {
     }
 
     #[test]
-    fn demo_description_names_every_track_sink() {
+    fn demo_description_names_every_track_sink_and_source() {
         let d = describe(&Config::demo());
         for n in [
             "cam1_rec",
@@ -505,8 +984,40 @@ mod tests {
             "composite_rec",
             "composite_audio_rec",
         ] {
-            assert!(d.contains(&format!("name={n}")), "{n} missing");
+            assert!(d.main.contains(&format!("name={n}")), "{n} missing");
         }
-        assert!(!d.contains('{'), "unfilled placeholder in:\n{d}");
+        assert_eq!(d.sources.len(), 8);
+        assert!(d.sources.iter().all(|s| s.target.is_some()));
+        let all = d.text();
+        assert!(!all.contains('{'), "unfilled placeholder in:\n{all}");
+    }
+
+    #[test]
+    fn every_layout_and_kind_parses_in_gstreamer() {
+        if gst::init().is_err() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cam.mp4");
+        std::fs::write(&file, b"").unwrap();
+        for layout in [1, 4, 5, 6] {
+            let text = format!(
+                "[courtroom]\nid = \"c\"\nname = \"C\"\n[composite]\nlayout = {layout}\n\
+                 [[camera]]\nid = \"a\"\nkind = \"test\"\nrole = \"judge\"\n\
+                 [[camera]]\nid = \"b\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:1/x\"\n\
+                 [[camera]]\nid = \"f\"\nkind = \"file\"\nrole = \"evidence\"\npath = \"{}\"\n\
+                 [[microphone]]\nid = \"m\"\nkind = \"test\"\nrole = \"judge\"\n\
+                 [[microphone]]\nid = \"n\"\nkind = \"alsa\"\nrole = \"clerk\"\n",
+                file.display()
+            );
+            let cfg = Config::parse("t.toml", &text, None).unwrap();
+            let d = describe(&cfg);
+            gst::parse::launch(&d.main)
+                .unwrap_or_else(|e| panic!("layout {layout}: {e}\n{}", d.main));
+            for s in &d.sources {
+                gst::parse::bin_from_description(&s.desc, true)
+                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", s.id, s.desc));
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! bounded channel per track, `try_send`), so a slow disk cannot stall capture, and a
 //! dropped frame is counted and raised as an alarm rather than lost silently.
 
+use super::interleave::Interleaver;
 use super::segment::{FinishedSegment, SegmentSettings, SegmentWriter};
 use crate::archive::HearingDir;
 use crate::archive::log::HearingLog;
@@ -228,32 +229,67 @@ impl TrackCtx {
 /// After a write error, wait this long before trying a new segment.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
-    let mut stop: Option<(i64, Instant)> = None;
-    let mut passed = vec![false; ctx.streams];
-    let mut failed_at: Option<Instant> = None;
-    let mut last_error: Option<String> = None;
-    let mut media_end: Option<i64> = None;
-    let handle = |res: crate::error::Result<Option<FinishedSegment>>,
-                  failed_at: &mut Option<Instant>,
-                  last_error: &mut Option<String>| {
+/// How far (media time) the interleaver may hold one stream's frames waiting for another.
+const INTERLEAVE_SPAN_NS: i64 = 1_000_000_000;
+
+/// The writer side of a track: handles write errors (alarm, retry) and remembers where
+/// the track's media ends.
+struct TrackOut {
+    w: SegmentWriter,
+    failed_at: Option<Instant>,
+    last_error: Option<String>,
+    media_end: Option<i64>,
+}
+
+impl TrackOut {
+    fn handle(&mut self, ctx: &TrackCtx, res: crate::error::Result<Option<FinishedSegment>>) {
         let res = res.and_then(|s| match s {
             Some(s) => ctx.record(s),
             None => Ok(()),
         });
         match res {
             Ok(()) => {
-                if failed_at.take().is_some() {
+                if self.failed_at.take().is_some() {
                     ctx.report.track_ok(&ctx.track);
                 }
             }
             Err(e) => {
                 tracing::error!(track = %ctx.track, "recording failed: {e}");
                 ctx.report.track_failed(&ctx.track, &e);
-                *last_error = Some(e.msg.clone());
-                *failed_at = Some(Instant::now());
+                self.last_error = Some(e.msg.clone());
+                self.failed_at = Some(Instant::now());
             }
         }
+    }
+
+    fn write(&mut self, ctx: &TrackCtx, f: Frame) {
+        if let Some(t) = self.failed_at {
+            if t.elapsed() < RETRY_AFTER {
+                return;
+            }
+            if self.w.is_open() {
+                // Drop the broken segment; recovery records its file as partial.
+                let _ = self.w.finish(None);
+            }
+        }
+        let end = f.pts_ns + f.duration_ns as i64;
+        let res = self.w.push(&f);
+        if res.is_ok() && f.stream == 0 && self.w.is_open() {
+            self.media_end = Some(self.media_end.map_or(end, |m| m.max(end)));
+        }
+        self.handle(ctx, res);
+    }
+}
+
+fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
+    let mut stop: Option<(i64, Instant)> = None;
+    let mut passed = vec![false; ctx.streams];
+    let mut il = Interleaver::new(ctx.streams, INTERLEAVE_SPAN_NS);
+    let mut out = TrackOut {
+        w,
+        failed_at: None,
+        last_error: None,
+        media_end: None,
     };
     loop {
         let timeout = match stop {
@@ -274,21 +310,10 @@ fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd
                     }
                     continue;
                 }
-                if let Some(t) = failed_at
-                    && t.elapsed() < RETRY_AFTER
-                {
-                    continue;
+                il.push(f);
+                while let Some(f) = il.pop_ready() {
+                    out.write(&ctx, f);
                 }
-                if failed_at.is_some() && w.is_open() {
-                    // Drop the broken segment's handle; the file is adopted as partial by recovery.
-                    let _ = w.finish(None);
-                }
-                let end = f.pts_ns + f.duration_ns as i64;
-                let res = w.push(&f);
-                if res.is_ok() && f.stream == 0 {
-                    media_end = Some(media_end.map_or(end, |m: i64| m.max(end)));
-                }
-                handle(res, &mut failed_at, &mut last_error);
             }
             Ok(Msg::Stop { at_media_ns }) => {
                 stop = Some((at_media_ns, Instant::now() + ctx.drain_timeout));
@@ -301,13 +326,16 @@ fn run_track(ctx: TrackCtx, mut w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    let res = w.finish(None);
-    handle(res, &mut failed_at, &mut last_error);
+    while let Some(f) = il.pop_any() {
+        out.write(&ctx, f);
+    }
+    let res = out.w.finish(None);
+    out.handle(&ctx, res);
     TrackEnd {
         track: ctx.track.clone(),
-        next_seq: w.next_seq(),
-        media_end_ns: media_end,
-        error: last_error,
+        next_seq: out.w.next_seq(),
+        media_end_ns: out.media_end,
+        error: out.last_error,
     }
 }
 

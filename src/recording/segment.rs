@@ -118,8 +118,9 @@ impl SegmentWriter {
                     0
                 };
                 if start_here
-                    && f.pts_ns - cur.media_start_ns
-                        >= self.settings.segment_target_ns - tolerance_ns
+                    && (f.discont
+                        || f.pts_ns - cur.media_start_ns
+                            >= self.settings.segment_target_ns - tolerance_ns)
                 {
                     finished = self.finish(Some(f.pts_ns))?;
                     self.open(f.pts_ns)?;
@@ -233,6 +234,7 @@ mod tests {
             dts_ns: None,
             duration_ns: 66_666_667,
             keyframe: key,
+            discont: false,
             data: Box::new(vec![0x42u8; 1500]),
         }
     }
