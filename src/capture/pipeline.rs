@@ -559,10 +559,11 @@ impl Capture {
                 started: Instant::now(),
             });
         }
-        for i in 0..slots.len() {
-            if let Err(e) = build_slot(&shared, &mut slots[i], i, &tx) {
-                tracing::error!(source = %slots[i].def.id, "cannot start source: {e}");
-                slots[i].retry_at = Some(Instant::now() + slots[i].backoff);
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Err(e) = build_slot(&shared, slot, i, &tx) {
+                tracing::error!(source = %slot.def.id, "cannot start source: {e}");
+                teardown_slot(&shared, slot);
+                slot.retry_at = Some(Instant::now() + slot.backoff);
             }
         }
         let slots = Arc::new(Mutex::new(slots));
@@ -666,9 +667,24 @@ fn build_slot(
     idx: usize,
     tx: &mpsc::Sender<SupervisorMsg>,
 ) -> Result<()> {
-    let def = &slot.def;
-    let bin = gst::parse::bin_from_description(&def.desc, true)
+    let def = slot.def.clone();
+    let def = &def;
+    // No automatic ghost pads: they would also ghost inputs whose link to a dynamic
+    // pad (decodebin, rtspsrc) is still pending. The output is the element named `out`.
+    let bin = gst::parse::bin_from_description(&def.desc, false)
         .map_err(|e| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id)))?;
+    if let Some(out) = bin.by_name("out").and_then(|o| o.static_pad("src")) {
+        let ghost = gst::GhostPad::builder_with_target(&out)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("source {}: {e}", def.id)))?
+            .name("src")
+            .build();
+        bin.add_pad(&ghost)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("source {}: {e}", def.id)))?;
+    }
+    // The bin settles its own asynchronous state changes (decodebin prerolling, say):
+    // otherwise they make the whole pipeline "lose state" and pause every source, and a
+    // source that fails to start could leave it paused.
+    bin.set_property("async-handling", true);
     bin.set_property(
         "name",
         format!("src_{}_{}", def.id, slot.started.elapsed().as_millis()),
@@ -680,6 +696,10 @@ fn build_slot(
             format!("adding source {}: {e}", def.id),
         )
     })?;
+    // Registered before anything else can fail, so that a failed build is torn down
+    // completely: a dead bin left linked to the mixer would stall the camera's track.
+    slot.bin = Some(bin.clone());
+    slot.started = Instant::now();
     let fail = |e: String| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id));
 
     if let Some(track) = def.rtsp_track {
@@ -722,7 +742,7 @@ fn build_slot(
             pad.set_property("zorder", 1u32);
         }
         // Seen buffers mean the source is alive; an end of stream is a failure (or the
-        // end of a looped file) and must not reach the mixer, which would stop mixing it.
+        // end of a looped file): the supervisor replaces the bin and its mixer input.
         let status = shared.status.clone();
         let status_idx = def.status_idx;
         let tx = tx.clone();
@@ -741,7 +761,7 @@ fn build_slot(
                         reason: "end of stream".into(),
                         eos: true,
                     });
-                    gst::PadProbeReturn::Drop
+                    gst::PadProbeReturn::Ok
                 }
                 _ => gst::PadProbeReturn::Ok,
             },
@@ -752,9 +772,7 @@ fn build_slot(
     }
     bin.sync_state_with_parent()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
-    slot.bin = Some(bin);
     slot.retry_at = None;
-    slot.started = Instant::now();
     Ok(())
 }
 
@@ -855,13 +873,13 @@ fn supervise(
                     eos: false,
                 });
             }
-            if s.retry_at.is_some_and(|t| t <= now) {
-                if let Err(e) = build_slot(&shared, s, i, &tx) {
-                    tracing::warn!(source = %s.def.id, "restart failed: {e}");
-                    teardown_slot(&shared, s);
-                    s.retry_at = Some(now + s.backoff);
-                    s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
-                }
+            if s.retry_at.is_some_and(|t| t <= now)
+                && let Err(e) = build_slot(&shared, s, i, &tx)
+            {
+                tracing::warn!(source = %s.def.id, "restart failed: {e}");
+                teardown_slot(&shared, s);
+                s.retry_at = Some(now + s.backoff);
+                s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
             }
             // RTSP: no frames from the camera for a while → its track takes the card.
             if let Some(track) = s.def.rtsp_track
@@ -1015,7 +1033,7 @@ mod tests {
             gst::parse::launch(&d.main)
                 .unwrap_or_else(|e| panic!("layout {layout}: {e}\n{}", d.main));
             for s in &d.sources {
-                gst::parse::bin_from_description(&s.desc, true)
+                gst::parse::bin_from_description(&s.desc, false)
                     .unwrap_or_else(|e| panic!("{}: {e}\n{}", s.id, s.desc));
             }
         }

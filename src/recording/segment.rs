@@ -62,7 +62,20 @@ pub struct SegmentWriter {
     next_seq: u64,
     cur: Option<OpenSegment>,
     buf: Vec<u8>,
+    pending_audio: Option<PendingAudio>,
 }
+
+/// AAC frames held to be written as one PES packet.
+struct PendingAudio {
+    stream: usize,
+    pts_ns: i64,
+    data: Vec<u8>,
+    frames: usize,
+}
+
+/// AAC frames per PES packet: 4 x 21.3 ms at 48 kHz, so packing delays a write by at
+/// most ~85 ms (well inside the 1 s recovery point).
+const AUDIO_FRAMES_PER_PES: usize = 4;
 
 impl SegmentWriter {
     /// `next_seq` continues the track's numbering (1 for a new hearing).
@@ -82,6 +95,7 @@ impl SegmentWriter {
             next_seq,
             cur: None,
             buf: Vec::with_capacity(256 * 1024),
+            pending_audio: None,
         }
     }
 
@@ -131,6 +145,14 @@ impl SegmentWriter {
         Ok(finished)
     }
 
+    /// Writes the audio frames held for packing as one PES packet.
+    fn flush_audio(&mut self) -> Result<()> {
+        let Some(p) = self.pending_audio.take() else {
+            return Ok(());
+        };
+        self.write_pes(p.stream, p.pts_ns, None, false, &p.data)
+    }
+
     fn open(&mut self, media_start_ns: i64) -> Result<()> {
         let track_dir = self.dir.track_dir(&self.track);
         let new_dir = !track_dir.exists();
@@ -169,16 +191,52 @@ impl SegmentWriter {
     }
 
     fn write_frame(&mut self, f: &Frame) -> Result<()> {
+        if let Some(cur) = self.cur.as_mut()
+            && f.stream == 0
+        {
+            cur.media_end_ns = cur.media_end_ns.max(f.pts_ns + f.duration_ns as i64);
+        }
+        let data = (*f.data).as_ref();
+        if self.streams.get(f.stream) == Some(&StreamType::AacAdts) {
+            // Pack a few AAC frames per PES packet, as broadcast muxers do: one ~170-byte
+            // frame per PES costs two 188-byte packets, and a segment holding only one or
+            // two single-frame PES is mistaken for MPEG audio by ffmpeg's prober.
+            let p = self.pending_audio.get_or_insert_with(|| PendingAudio {
+                stream: f.stream,
+                pts_ns: f.pts_ns,
+                data: Vec::with_capacity(1024),
+                frames: 0,
+            });
+            p.data.extend_from_slice(data);
+            p.frames += 1;
+            if p.frames >= AUDIO_FRAMES_PER_PES {
+                self.flush_audio()?;
+            }
+        } else {
+            self.write_pes(f.stream, f.pts_ns, f.dts_ns, f.keyframe, data)?;
+        }
+        Ok(())
+    }
+
+    fn write_pes(
+        &mut self,
+        stream: usize,
+        pts_ns: i64,
+        dts_ns: Option<i64>,
+        keyframe: bool,
+        data: &[u8],
+    ) -> Result<()> {
         let to_90k = |ns: i64| ns * super::tsmux::CLOCK_HZ / 1_000_000_000;
         self.mux.write_frame(
             &mut self.buf,
-            f.stream,
-            to_90k(f.pts_ns),
-            f.dts_ns.map(to_90k),
-            f.keyframe,
-            (*f.data).as_ref(),
+            stream,
+            to_90k(pts_ns),
+            dts_ns.map(to_90k),
+            keyframe,
+            data,
         );
         let Some(cur) = self.cur.as_mut() else {
+            self.buf.clear();
             return Ok(());
         };
         // The hash is taken over exactly the bytes handed to the kernel.
@@ -188,15 +246,12 @@ impl SegmentWriter {
             .map_err(|e| Error::io(format!("writing segment {}", cur.path.display()), e))?;
         cur.bytes += self.buf.len() as u64;
         self.buf.clear();
-        if f.stream == 0 {
-            cur.media_end_ns = cur.media_end_ns.max(f.pts_ns + f.duration_ns as i64);
-        }
         // Bound what a power cut can take: fsync every fsync_interval of media.
-        if f.pts_ns - cur.last_sync_media_ns >= self.settings.fsync_interval_ns {
+        if pts_ns - cur.last_sync_media_ns >= self.settings.fsync_interval_ns {
             cur.file
                 .sync_data()
                 .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
-            cur.last_sync_media_ns = f.pts_ns;
+            cur.last_sync_media_ns = pts_ns;
         }
         Ok(())
     }
@@ -204,6 +259,11 @@ impl SegmentWriter {
     /// Closes the open segment, if any. `end_ns` is where the next segment starts (so
     /// durations add up without gaps); `None` uses the end of the last frame.
     pub fn finish(&mut self, end_ns: Option<i64>) -> Result<Option<FinishedSegment>> {
+        if self.cur.is_none() {
+            self.pending_audio = None;
+            return Ok(None);
+        }
+        self.flush_audio()?;
         let Some(cur) = self.cur.take() else {
             return Ok(None);
         };
@@ -304,6 +364,62 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    /// A small ADTS frame (AAC-LC, 48 kHz, mono).
+    fn adts_frame() -> Vec<u8> {
+        let mut f = vec![
+            0xff, 0xf1, 0x4c, 0x40, 0x01, 0x7f, 0xfc, 0x01, 0x18, 0x20, 0x07,
+        ];
+        let len = f.len();
+        f[3] = (f[3] & 0xfc) | ((len >> 11) as u8 & 0x03);
+        f[4] = (len >> 3) as u8;
+        f[5] = ((len as u8 & 0x07) << 5) | 0x1f;
+        f
+    }
+
+    #[test]
+    fn a_two_frame_audio_segment_is_still_aac_to_ffprobe() {
+        if std::process::Command::new("ffprobe")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            return; // ffprobe checks run in the integration suite's environment
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = HearingDir {
+            root: tmp.path().to_path_buf(),
+        };
+        let mut w = SegmentWriter::new(dir.clone(), "mic1", &[StreamType::AacAdts], settings(), 1);
+        for i in 0..2 {
+            let f = Frame {
+                pts_ns: i * 21_333_333,
+                duration_ns: 21_333_333,
+                data: Box::new(adts_frame()),
+                ..frame(0, 0, false)
+            };
+            w.push(&f).unwrap();
+        }
+        let s = w.finish(None).unwrap().unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(dir.root.join(&s.rel_path))
+            .output()
+            .unwrap();
+        let codecs = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            !codecs.trim().is_empty() && codecs.split_whitespace().all(|c| c == "aac"),
+            "{codecs}"
+        );
+        assert_eq!(s.bytes, 3 * 188, "PAT, PMT and one PES holding both frames");
     }
 
     #[test]

@@ -51,10 +51,8 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(data: &Path, config: Option<&Path>, log_name: &str) -> Daemon {
         let port = free_port();
-        let log = data
-            .parent()
-            .unwrap_or(data)
-            .join(format!("{log_name}.log"));
+        let log = artifacts("logs").join(format!("{log_name}.log"));
+        let _ = std::fs::remove_file(&log);
         let mut d = Daemon {
             child: None,
             base: format!("http://127.0.0.1:{port}"),
@@ -276,11 +274,26 @@ pub fn assert_decodes(path: &Path) {
         .output()
         .expect("ffmpeg");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "{} does not decode cleanly: {err}",
-        path.display()
-    );
+    if !(out.status.success() && err.trim().is_empty()) {
+        // Keep the evidence for whoever reads the failure.
+        let keep = artifacts("failed-segments").join(
+            path.iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .iter()
+                .rev()
+                .map(|c| c.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("_"),
+        );
+        let _ = std::fs::copy(path, &keep);
+        panic!(
+            "{} does not decode cleanly (copy in {}): {err}",
+            path.display(),
+            keep.display()
+        );
+    }
 }
 
 /// The records of a hearing's manifest.
@@ -326,4 +339,85 @@ pub fn courtrec(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run courtrec")
+}
+
+/// `[[user]]` entries for a configured courtroom: clerk, judge and admin, password "demo".
+pub fn users_toml() -> String {
+    let out = Command::new(bin())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"demo\n")?;
+            c.wait_with_output()
+        })
+        .expect("hash-password");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    ["clerk", "judge", "admin"]
+        .iter()
+        .map(|u| format!("[[user]]\nname = \"{u}\"\nrole = \"{u}\"\npassword_hash = \"{hash}\"\n"))
+        .collect()
+}
+
+/// Makes a short H.264 test video (no B-frames) with ffmpeg.
+pub fn make_video(path: &Path, seconds: u32, size: &str, fps: u32) {
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate={fps}"))
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-g",
+            &fps.to_string(),
+            "-bf",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(path)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+}
+
+/// Average luma (0-255) of the frame at `offset_s` into a file.
+pub fn luma_at(path: &Path, offset_s: f64) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{offset_s:.3}"), "-i"])
+        .arg(path)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=1:1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        !out.stdout.is_empty(),
+        "no frame at {offset_s} in {}",
+        path.display()
+    );
+    out.stdout[0] as f64
+}
+
+/// Polls `f` every 200 ms until it is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    f()
 }

@@ -1,0 +1,188 @@
+//! A camera that dies must not stop the other tracks: its track records the "signal
+//! lost" card, an alarm and a fault event are raised, and it comes back by itself.
+//! A microphone that goes silent while recording raises an alarm.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn alarm_keys(d: &Daemon, token: &str) -> Vec<String> {
+    d.ok("GET", "/api/v1/status", token, None)["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn source_state(d: &Daemon, token: &str, id: &str) -> Value {
+    d.ok("GET", "/api/v1/status", token, None)["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("witness.mp4");
+    make_video(&video, 3, "640x360", 15);
+    let cfg = tmp.path().join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"Test courtroom\"\n\
+             [alarms]\nsource_lost_ms = 1000\nmic_silence_s = 3\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[camera]]\nid = \"cam2\"\nkind = \"file\"\nrole = \"witness\"\nlabel = \"Witness\"\npath = \"witness.mp4\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic2\"\nkind = \"test\"\nrole = \"witness\"\nwave = \"silence\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "sources");
+    let clerk = d.login("clerk", "demo");
+    // The file plays in a loop as a live camera.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(source_state(&d, &clerk, "cam2")["state"], "live");
+    assert!(
+        alarm_keys(&d, &clerk).is_empty(),
+        "no alarm before recording: {:?}",
+        alarm_keys(&d, &clerk)
+    );
+
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初5号", "title": "t", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+
+    // The dead microphone is noticed while recording.
+    assert!(wait_for(Duration::from_secs(10), || alarm_keys(&d, &clerk)
+        .contains(&"mic_silent:mic2".to_string())));
+
+    // Pull the camera's "cable": the file disappears, so the source cannot restart.
+    std::thread::sleep(Duration::from_secs(1));
+    let hidden = tmp.path().join("witness.mp4.away");
+    std::fs::rename(&video, &hidden).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(12), || alarm_keys(&d, &clerk)
+            .contains(&"camera_lost:cam2".to_string())),
+        "camera_lost alarm: {:?}",
+        alarm_keys(&d, &clerk)
+    );
+    let st = d.ok("GET", "/api/v1/status", &clerk, None);
+    let alarm = st["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["key"] == "camera_lost:cam2")
+        .unwrap()
+        .clone();
+    assert_eq!(alarm["severity"], "critical");
+    assert!(
+        alarm["action"].as_str().unwrap().contains("cable"),
+        "says what to do: {alarm}"
+    );
+    assert!(!alarm["message_zh"].as_str().unwrap().is_empty());
+    assert_eq!(source_state(&d, &clerk, "cam2")["state"], "lost");
+    assert_eq!(source_state(&d, &clerk, "cam1")["state"], "live");
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Plug it back: it reconnects by itself.
+    std::fs::rename(&hidden, &video).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(20), || !alarm_keys(&d, &clerk)
+            .contains(&"camera_lost:cam2".to_string())),
+        "camera came back"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let h = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+
+    let faults = events_of(&h, &["device_fault", "device_restored"]);
+    let find = |kind: &str, src: &str| {
+        faults
+            .iter()
+            .find(|e| e["kind"] == kind && e["source"] == src)
+            .cloned()
+    };
+    let lost = find("device_fault", "cam2").expect("fault event for cam2");
+    let back = find("device_restored", "cam2").expect("restored event for cam2");
+    assert!(
+        find("device_fault", "mic2").is_some(),
+        "fault event for the silent microphone: {faults:?}"
+    );
+    let lost_t = lost["media_time_ms"].as_i64().unwrap() as f64 / 1000.0;
+    let back_t = back["media_time_ms"].as_i64().unwrap() as f64 / 1000.0;
+    assert!(back_t > lost_t + 2.0);
+
+    let ev = events_of(&h, &["open", "close"]);
+    let recorded = (ev[1]["media_time_ms"].as_i64().unwrap()
+        - ev[0]["media_time_ms"].as_i64().unwrap()) as f64
+        / 1000.0;
+    let data = tmp.path().join("data");
+    for track in ["cam1", "cam2", "mic1", "mic2", "composite"] {
+        let paths = files(&data, &id, track);
+        let mut total = 0.0;
+        let mut prev_end: Option<f64> = None;
+        for p in &paths {
+            assert_decodes(p);
+            let pr = ffprobe(p);
+            if let Some(e) = prev_end {
+                assert!(
+                    (pr.start_s - e).abs() < 0.1,
+                    "{track}: timeline continuous at {}: {} vs {e}",
+                    p.display(),
+                    pr.start_s
+                );
+            }
+            prev_end = Some(pr.start_s + pr.duration_s);
+            total += pr.duration_s;
+        }
+        assert!(
+            (total - recorded).abs() < 0.3,
+            "{track}: {total:.3} s recorded of {recorded:.3} s, across the loss"
+        );
+    }
+    // While lost, cam2's track shows the dark "signal lost" card; before, the test picture.
+    let records = manifest(&data, &id);
+    let frame_at = |t: f64| {
+        let s = segments(&records, "cam2")
+            .into_iter()
+            .find(|s| {
+                let a = s["media_start_ns"].as_i64().unwrap() as f64 / 1e9;
+                a <= t && t < a + s["media_duration_ns"].as_i64().unwrap() as f64 / 1e9
+            })
+            .expect("segment at time");
+        // Sample the middle of that segment: seeking near a segment's last frame is fragile.
+        let dur = s["media_duration_ns"].as_i64().unwrap() as f64 / 1e9;
+        luma_at(
+            &data
+                .join("hearings")
+                .join(&id)
+                .join(s["file"].as_str().unwrap()),
+            dur / 2.0,
+        )
+    };
+    let card = frame_at((lost_t + back_t) / 2.0);
+    let picture = frame_at(0.5);
+    assert!(
+        card < 40.0 && picture > 60.0,
+        "card luma {card}, picture luma {picture}"
+    );
+}
