@@ -81,6 +81,9 @@ pub struct Recording {
     /// How long a recess or close waits for the last frames already captured before it
     /// seals each track anyway (a dead source must not hold up a close).
     pub drain_timeout_ms: u64,
+    /// Free space the writers leave untouched: below it no segment is started, so the
+    /// manifest always has room to log the fault, and no segment is cut off mid-write.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Recording {
@@ -89,6 +92,7 @@ impl Default for Recording {
             segment_target_ms: 2000,
             fsync_interval_ms: 500,
             drain_timeout_ms: 3000,
+            disk_reserve_bytes: 256 << 20,
         }
     }
 }

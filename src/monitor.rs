@@ -139,13 +139,6 @@ impl WriterReport for Alarms {
     }
 }
 
-/// Free and total bytes of the filesystem holding `path`.
-pub fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
-    let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let frag = s.fragment_size() as u64;
-    Some((s.blocks_available() as u64 * frag, s.blocks() as u64 * frag))
-}
-
 /// Runs the alarm checks once a second until the process ends.
 pub fn spawn(
     cfg: Arc<Config>,
@@ -155,6 +148,8 @@ pub fn spawn(
     hearings: Arc<HearingService>,
 ) {
     let started = Instant::now();
+    // Alarms already written to the log, and already logged in the open hearing.
+    let mut announced: BTreeMap<String, Alarm> = BTreeMap::new();
     let mut logged: BTreeMap<String, Alarm> = BTreeMap::new();
     let mut recording_since: Option<Instant> = None;
     let spawned = std::thread::Builder::new()
@@ -177,38 +172,48 @@ pub fn spawn(
                     recording_since,
                 );
                 alarms.set_conditions(fresh);
-                // Log raised and cleared alarms in the active hearing.
                 let current: BTreeMap<String, Alarm> = alarms
                     .active()
                     .into_iter()
                     .map(|a| (a.key.clone(), a))
                     .collect();
-                if hearings.active_id().is_some() {
-                    for (k, a) in &current {
-                        if !logged.contains_key(k) && a.code != "hearing_not_opened" {
-                            let src = a.source.clone().unwrap_or_else(|| a.code.clone());
-                            if let Err(e) =
-                                hearings.device_event(EventKind::DeviceFault, &src, &a.message)
-                            {
-                                tracing::error!("logging fault event: {e}");
-                            }
-                        }
+                for (k, a) in &current {
+                    if !announced.contains_key(k) {
+                        tracing::warn!(alarm = %k, "ALARM: {} — {}", a.message, a.action);
                     }
-                    for (k, a) in &logged {
-                        if !current.contains_key(k) && a.code != "hearing_not_opened" {
-                            let src = a.source.clone().unwrap_or_else(|| a.code.clone());
-                            let text = format!("resolved: {}", a.message);
-                            if let Err(e) =
-                                hearings.device_event(EventKind::DeviceRestored, &src, &text)
-                            {
-                                tracing::error!("logging restore event: {e}");
-                            }
+                }
+                announced = current.clone();
+                // Log raised and cleared alarms in the active hearing. With no hearing
+                // open nothing is logged, so alarms already active when one opens are
+                // logged as faults at its start.
+                let in_case_file = |a: &Alarm| a.code != "hearing_not_opened";
+                let current: BTreeMap<String, Alarm> = if hearings.active_id().is_some() {
+                    current
+                        .into_iter()
+                        .filter(|(_, a)| in_case_file(a))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                for (k, a) in &current {
+                    if !logged.contains_key(k) {
+                        let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                        if let Err(e) =
+                            hearings.device_event(EventKind::DeviceFault, &src, &a.message)
+                        {
+                            tracing::error!("logging fault event: {e}");
                         }
                     }
                 }
-                for (k, a) in &current {
-                    if !logged.contains_key(k) {
-                        tracing::warn!(alarm = %k, "ALARM: {} — {}", a.message, a.action);
+                for (k, a) in &logged {
+                    if !current.contains_key(k) && hearings.active_id().is_some() {
+                        let src = a.source.clone().unwrap_or_else(|| a.code.clone());
+                        let text = format!("resolved: {}", a.message);
+                        if let Err(e) =
+                            hearings.device_event(EventKind::DeviceRestored, &src, &text)
+                        {
+                            tracing::error!("logging restore event: {e}");
+                        }
                     }
                 }
                 logged = current;
@@ -317,7 +322,7 @@ fn evaluate(
             _ => {}
         }
     }
-    if let Some((free, _)) = disk_space(data_dir)
+    if let Some((free, _)) = crate::archive::disk_space(data_dir)
         && free < cfg.alarms.disk_free_min_bytes
     {
         add(

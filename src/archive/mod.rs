@@ -112,6 +112,43 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("syncing folder {}", dir.display()), e))
 }
 
+/// Free (for unprivileged writers) and total bytes of the filesystem holding `path`.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    let frag = s.fragment_size() as u64;
+    Some((s.blocks_available() as u64 * frag, s.blocks() as u64 * frag))
+}
+
+/// A segment file sealed as it is on disk (see [`seal_file`]).
+#[derive(Debug)]
+pub struct SealedFile {
+    pub bytes: u64,
+    pub sha256: String,
+    pub summary: ts::TsSummary,
+}
+
+/// Seals a segment file whose writer did not finish it (a crash, a failed write): cuts
+/// a torn last TS packet (it cannot be decoded, and the recorded hash must describe the
+/// file as it will stay), makes the cut durable, and hashes what remains.
+pub fn seal_file(path: &Path) -> Result<SealedFile> {
+    let bytes = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let whole = bytes.len() - bytes.len() % ts::PACKET_BYTES;
+    if whole != bytes.len() {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        f.set_len(whole as u64)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+    }
+    Ok(SealedFile {
+        bytes: whole as u64,
+        sha256: sha256_hex(&bytes[..whole]),
+        summary: ts::summarize(&bytes[..whole]),
+    })
+}
+
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

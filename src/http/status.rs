@@ -42,7 +42,7 @@ pub async fn status(
         }
         None => serde_json::Value::Null,
     };
-    let disk = crate::monitor::disk_space(&st.data_dir);
+    let disk = crate::archive::disk_space(&st.data_dir);
     Ok(Json(json!({
         "courtroom": { "id": st.cfg.courtroom.id, "name": st.cfg.courtroom.name, "court": st.cfg.courtroom.court },
         "device_id": st.hearings.device_id,

@@ -128,6 +128,7 @@ impl HearingService {
         SegmentSettings {
             segment_target_ns: self.cfg.recording.segment_target_ms as i64 * 1_000_000,
             fsync_interval_ns: self.cfg.recording.fsync_interval_ms as i64 * 1_000_000,
+            disk_reserve_bytes: self.cfg.recording.disk_reserve_bytes,
         }
     }
 
@@ -280,14 +281,17 @@ impl HearingService {
             session: None,
             next_seqs: vec![1; self.specs.len()],
         };
-        self.start_session(&mut a, rt, 0);
+        self.start_session(&mut a)?;
         *active = Some(a);
         self.flush_index();
         Ok(doc)
     }
 
-    fn start_session(&self, a: &mut Active, rt: i64, start_media_ns: i64) {
-        self.capture.request_keyframes(rt);
+    /// Starts recording every track from now. Called after the event that starts it is
+    /// durably logged; "now" is taken here so no frame between the two is lost.
+    fn start_session(&self, a: &mut Active) -> Result<()> {
+        let rt = self.running_time()?;
+        let start_media_ns = a.timebase.media_ns(rt);
         let s = Arc::new(Session::start(
             &a.id,
             self.data.hearing(&a.id),
@@ -301,8 +305,13 @@ impl HearingService {
             &self.device_id,
             self.report.clone(),
         ));
+        // The router must carry the session before the keyframes are asked for: a
+        // keyframe arriving in between would be dropped and the track would start a
+        // whole keyframe interval late.
         self.router.set(Some(s.clone()));
         a.session = Some(s);
+        self.capture.request_keyframes(rt);
+        Ok(())
     }
 
     /// Stops the running session at media time `at` and waits for its last segments.
@@ -378,7 +387,7 @@ impl HearingService {
         ev.media_time_ns = Some(at);
         ev.actor = Some(actor.to_string());
         append(&a.log, ev)?;
-        self.start_session(a, rt, at);
+        self.start_session(a)?;
         self.flush_index();
         self.get(id)
     }
@@ -550,7 +559,7 @@ impl HearingService {
                 };
                 self.capture.set_caption(&doc.meta.case_number);
                 if resumed {
-                    self.start_session(&mut a, rt, now_media);
+                    self.start_session(&mut a)?;
                 }
                 *active = Some(a);
             }
@@ -615,22 +624,8 @@ pub fn adopt_orphans(
     }
     orphans.sort();
     for (track, seq, rel) in &orphans {
-        let path = dir.root.join(rel);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let whole = bytes.len() - bytes.len() % ts::PACKET_BYTES;
-        if whole != bytes.len() {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-            // Cut the torn packet and make the cut durable before hashing what remains.
-            f.set_len(whole as u64)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
-        }
-        let summary = ts::summarize(&bytes[..whole]);
-        let (start, dur) = match summary.main_pid() {
+        let sealed = archive::seal_file(&dir.root.join(rel))?;
+        let (start, dur) = match sealed.summary.main_pid() {
             Some((_, p)) => {
                 let to_ns = |t: i64| {
                     (t - crate::recording::tsmux::PTS_OFFSET_90K) * 1_000_000_000 / ts::CLOCK_HZ
@@ -648,8 +643,8 @@ pub fn adopt_orphans(
             track: track.clone(),
             seq: *seq,
             file: rel.clone(),
-            bytes: whole as u64,
-            sha256: archive::sha256_hex(&bytes[..whole]),
+            bytes: sealed.bytes,
+            sha256: sealed.sha256,
             media_start_ns: start,
             media_duration_ns: dur,
             wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(

@@ -215,7 +215,7 @@ impl TrackCtx {
             media_start_ns: s.media_start_ns,
             media_duration_ns: s.media_duration_ns,
             wall_start: format_wall(self.timebase.wall(s.media_start_ns)),
-            partial: false,
+            partial: s.partial,
         };
         let mut log = self
             .log
@@ -263,21 +263,39 @@ impl TrackOut {
     }
 
     fn write(&mut self, ctx: &TrackCtx, f: Frame) {
-        if let Some(t) = self.failed_at {
-            if t.elapsed() < RETRY_AFTER {
-                return;
-            }
-            if self.w.is_open() {
-                // Drop the broken segment; recovery records its file as partial.
-                let _ = self.w.finish(None);
-            }
+        if let Some(t) = self.failed_at
+            && t.elapsed() < RETRY_AFTER
+        {
+            return;
         }
         let end = f.pts_ns + f.duration_ns as i64;
         let res = self.w.push(&f);
-        if res.is_ok() && f.stream == 0 && self.w.is_open() {
-            self.media_end = Some(self.media_end.map_or(end, |m| m.max(end)));
+        for s in self.w.take_done() {
+            self.handle(ctx, Ok(Some(s)));
         }
-        self.handle(ctx, res);
+        match res {
+            Ok(()) => {
+                if f.stream == 0 && self.w.is_open() {
+                    self.media_end = Some(self.media_end.map_or(end, |m| m.max(end)));
+                }
+                self.handle(ctx, Ok(None));
+            }
+            Err(e) => {
+                // Seal what reached the disk, then report the failure (alarm, retry).
+                match self
+                    .w
+                    .abandon()
+                    .and_then(|s| s.map_or(Ok(()), |s| ctx.record(s)))
+                {
+                    Ok(()) => {}
+                    // Left on disk unrecorded: the next start adopts it as partial.
+                    Err(e2) => {
+                        tracing::error!(track = %ctx.track, "sealing the interrupted segment: {e2}")
+                    }
+                }
+                self.handle(ctx, Err(e));
+            }
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub struct FinishedSegment {
     pub sha256: String,
     pub media_start_ns: i64,
     pub media_duration_ns: u64,
+    /// Cut short by a failure; sealed from what is on disk.
+    pub partial: bool,
 }
 
 struct OpenSegment {
@@ -50,6 +52,8 @@ struct OpenSegment {
 pub struct SegmentSettings {
     pub segment_target_ns: i64,
     pub fsync_interval_ns: i64,
+    /// Free space to leave untouched (see `config::Recording::disk_reserve_bytes`).
+    pub disk_reserve_bytes: u64,
 }
 
 /// Writes the segments of one track.
@@ -63,6 +67,7 @@ pub struct SegmentWriter {
     cur: Option<OpenSegment>,
     buf: Vec<u8>,
     pending_audio: Option<PendingAudio>,
+    done: Vec<FinishedSegment>,
 }
 
 /// AAC frames held to be written as one PES packet.
@@ -96,6 +101,7 @@ impl SegmentWriter {
             cur: None,
             buf: Vec::with_capacity(256 * 1024),
             pending_audio: None,
+            done: Vec::new(),
         }
     }
 
@@ -113,14 +119,14 @@ impl SegmentWriter {
         f.stream == 0 && (f.keyframe || self.streams[0] != StreamType::H264)
     }
 
-    /// Writes a frame; returns the segment it finished, if this frame started a new one.
-    /// Frames before the first keyframe of a track are skipped (a segment must begin
-    /// with one to play on its own).
-    pub fn push(&mut self, f: &Frame) -> Result<Option<FinishedSegment>> {
-        let mut finished = None;
+    /// Writes a frame. Segments it seals are queued for [`Self::take_done`], even when
+    /// the push then fails (e.g. no room for the next segment), so none is left out of
+    /// the manifest. Frames before the first keyframe of a track are skipped (a segment
+    /// must begin with one to play on its own).
+    pub fn push(&mut self, f: &Frame) -> Result<()> {
         let start_here = self.can_start_at(f);
         match &self.cur {
-            None if !start_here => return Ok(None),
+            None if !start_here => return Ok(()),
             None => self.open(f.pts_ns)?,
             Some(cur) => {
                 // Cut at this frame once enough media is in. Video may only cut at a
@@ -136,13 +142,19 @@ impl SegmentWriter {
                         || f.pts_ns - cur.media_start_ns
                             >= self.settings.segment_target_ns - tolerance_ns)
                 {
-                    finished = self.finish(Some(f.pts_ns))?;
+                    if let Some(s) = self.finish(Some(f.pts_ns))? {
+                        self.done.push(s);
+                    }
                     self.open(f.pts_ns)?;
                 }
             }
         }
-        self.write_frame(f)?;
-        Ok(finished)
+        self.write_frame(f)
+    }
+
+    /// Segments sealed by [`Self::push`] since the last call.
+    pub fn take_done(&mut self) -> Vec<FinishedSegment> {
+        std::mem::take(&mut self.done)
     }
 
     /// Writes the audio frames held for packing as one PES packet.
@@ -153,7 +165,23 @@ impl SegmentWriter {
         self.write_pes(p.stream, p.pts_ns, None, false, &p.data)
     }
 
+    /// Refuses to go on when free space is below `floor_bytes`.
+    fn check_space(&self, floor_bytes: u64) -> Result<()> {
+        match archive::disk_space(&self.dir.root) {
+            Some((free, _)) if free < floor_bytes => Err(Error::new(
+                crate::error::ErrorKind::ResourceExhausted,
+                format!(
+                    "disk full: {} MB free, below the {} MB kept for the case file; recording of this track is paused until space is freed",
+                    free / 1_000_000,
+                    self.settings.disk_reserve_bytes / 1_000_000
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn open(&mut self, media_start_ns: i64) -> Result<()> {
+        self.check_space(self.settings.disk_reserve_bytes)?;
         let track_dir = self.dir.track_dir(&self.track);
         let new_dir = !track_dir.exists();
         fs::create_dir_all(&track_dir)
@@ -252,6 +280,9 @@ impl SegmentWriter {
                 .sync_data()
                 .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
             cur.last_sync_media_ns = pts_ns;
+            // Half the reserve gone while writing: stop here rather than at ENOSPC,
+            // so this segment ends whole and the manifest keeps room.
+            self.check_space(self.settings.disk_reserve_bytes / 2)?;
         }
         Ok(())
     }
@@ -279,6 +310,29 @@ impl SegmentWriter {
             sha256: hex::encode(cur.hasher.finalize()),
             media_start_ns: cur.media_start_ns,
             media_duration_ns: (end - cur.media_start_ns) as u64,
+            partial: false,
+        }))
+    }
+
+    /// Gives up the open segment after a failed write: its bytes on disk are unknown, so
+    /// it is sealed from the file itself (torn packet cut, hashed as it is) and marked
+    /// partial, never described by a hash of bytes that may not have reached the disk.
+    pub fn abandon(&mut self) -> Result<Option<FinishedSegment>> {
+        self.pending_audio = None;
+        let Some(cur) = self.cur.take() else {
+            return Ok(None);
+        };
+        let _ = cur.file.sync_all();
+        drop(cur.file);
+        let sealed = archive::seal_file(&cur.path)?;
+        Ok(Some(FinishedSegment {
+            seq: cur.seq,
+            rel_path: cur.rel_path,
+            bytes: sealed.bytes,
+            sha256: sealed.sha256,
+            media_start_ns: cur.media_start_ns,
+            media_duration_ns: (cur.media_end_ns - cur.media_start_ns).max(0) as u64,
+            partial: true,
         }))
     }
 }
@@ -303,6 +357,7 @@ mod tests {
         SegmentSettings {
             segment_target_ns: 2_000_000_000,
             fsync_interval_ns: 500_000_000,
+            disk_reserve_bytes: 0,
         }
     }
 
@@ -317,9 +372,8 @@ mod tests {
         // 15 fps, keyframe every second, starting mid-GOP: the first frames are skipped.
         for i in 5..(15 * 7) {
             let t = i * 1000 / 15;
-            if let Some(s) = w.push(&frame(0, t, i % 15 == 0)).unwrap() {
-                done.push(s);
-            }
+            w.push(&frame(0, t, i % 15 == 0)).unwrap();
+            done.extend(w.take_done());
         }
         done.extend(w.finish(None).unwrap());
         assert_eq!(done.len(), 3, "{done:?}");
@@ -352,7 +406,8 @@ mod tests {
                 duration_ns: 21_333_333,
                 ..frame(0, 0, false)
             };
-            done.extend(w.push(&f).unwrap());
+            w.push(&f).unwrap();
+            done.extend(w.take_done());
         }
         assert!(done.len() >= 2);
         assert_eq!(done[0].seq, 7);
