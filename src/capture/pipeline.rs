@@ -575,9 +575,10 @@ impl Capture {
         {
             let slots = slots.clone();
             let tx = tx.clone();
+            let pipeline_for_bus = pipeline.clone();
             std::thread::Builder::new()
                 .name("capture-bus".into())
-                .spawn(move || watch_bus(bus, slots, tx))
+                .spawn(move || watch_bus(bus, pipeline_for_bus, slots, tx))
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("bus thread: {e}")))?;
         }
         {
@@ -931,10 +932,22 @@ impl Drop for Capture {
 }
 
 /// Logs pipeline errors and warnings; an error inside a source bin fails that source.
-fn watch_bus(bus: gst::Bus, slots: Arc<Mutex<Vec<Slot>>>, tx: mpsc::Sender<SupervisorMsg>) {
+fn watch_bus(
+    bus: gst::Bus,
+    pipeline: gst::Pipeline,
+    slots: Arc<Mutex<Vec<Slot>>>,
+    tx: mpsc::Sender<SupervisorMsg>,
+) {
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         use gst::MessageView;
         match msg.view() {
+            // A source joined, left or changed its latency: redistribute it, or the
+            // mixers keep waiting by the old figure and drop or delay a source's media.
+            MessageView::Latency(_) => {
+                if let Err(e) = pipeline.recalculate_latency() {
+                    tracing::warn!("recalculating latency: {e}");
+                }
+            }
             MessageView::Error(e) => {
                 let src = msg
                     .src()

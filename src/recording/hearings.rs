@@ -269,10 +269,6 @@ impl HearingService {
         };
         let (log, _, _) = HearingLog::open(self.data.hearing(id), self.index.clone())?;
         let log = Arc::new(Mutex::new(log));
-        let mut ev = self.event(id, EventKind::Open);
-        ev.media_time_ns = Some(0);
-        ev.actor = Some(actor.to_string());
-        let doc = append(&log, ev)?;
         self.capture.set_caption(&doc.meta.case_number);
         let mut a = Active {
             id: id.to_string(),
@@ -281,17 +277,30 @@ impl HearingService {
             session: None,
             next_seqs: vec![1; self.specs.len()],
         };
-        self.start_session(&mut a)?;
+        let start = self.start_session(&mut a)?;
+        let mut ev = self.event(id, EventKind::Open);
+        ev.media_time_ns = Some(start);
+        ev.actor = Some(actor.to_string());
+        let doc = match append(&a.log, ev) {
+            Ok(doc) => doc,
+            Err(e) => {
+                // Not logged, so not open: stop again rather than record unexplained media.
+                self.stop_session(&mut a, start);
+                self.capture.set_caption(&self.cfg.courtroom.name);
+                return Err(e);
+            }
+        };
         *active = Some(a);
         self.flush_index();
         Ok(doc)
     }
 
-    /// Starts recording every track from now. Called after the event that starts it is
-    /// durably logged; "now" is taken here so no frame between the two is lost.
-    fn start_session(&self, a: &mut Active) -> Result<()> {
-        let rt = self.running_time()?;
-        let start_media_ns = a.timebase.media_ns(rt);
+    /// Starts recording every track from now and returns "now" on the media timeline,
+    /// which the caller logs as the event's time. The session is in the router before
+    /// "now" is taken, so every frame from the start on reaches it; then the encoders are
+    /// asked for a keyframe there (an encoder that just made one on its own will not
+    /// make another, and that one is recorded).
+    fn start_session(&self, a: &mut Active) -> Result<i64> {
         let s = Arc::new(Session::start(
             &a.id,
             self.data.hearing(&a.id),
@@ -300,18 +309,17 @@ impl HearingService {
             self.settings(),
             Duration::from_millis(self.cfg.recording.drain_timeout_ms),
             a.timebase,
-            start_media_ns,
             a.log.clone(),
             &self.device_id,
             self.report.clone(),
         ));
-        // The router must carry the session before the keyframes are asked for: a
-        // keyframe arriving in between would be dropped and the track would start a
-        // whole keyframe interval late.
         self.router.set(Some(s.clone()));
-        a.session = Some(s);
+        a.session = Some(s.clone());
+        let rt = self.running_time()?;
+        let start = a.timebase.media_ns(rt);
+        s.begin(start);
         self.capture.request_keyframes(rt);
-        Ok(())
+        Ok(start)
     }
 
     /// Stops the running session at media time `at` and waits for its last segments.
@@ -381,13 +389,14 @@ impl HearingService {
             return Err(Self::transition_error(&doc, "resume"));
         }
         let a = self.active_for(&mut active, id, &doc, "resume")?;
-        let rt = self.running_time()?;
-        let at = a.timebase.media_ns(rt);
+        let start = self.start_session(a)?;
         let mut ev = self.event(id, EventKind::Resume);
-        ev.media_time_ns = Some(at);
+        ev.media_time_ns = Some(start);
         ev.actor = Some(actor.to_string());
-        append(&a.log, ev)?;
-        self.start_session(a)?;
+        if let Err(e) = append(&a.log, ev) {
+            self.stop_session(a, start);
+            return Err(e);
+        }
         self.flush_index();
         self.get(id)
     }

@@ -11,7 +11,7 @@ use crate::archive::HearingDir;
 use crate::archive::log::HearingLog;
 use crate::archive::records::{Record, SegmentRecord, format_wall};
 use crate::capture::{Frame, FrameSink, TrackSpec};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -72,14 +72,16 @@ struct TrackTx {
 pub struct Session {
     pub hearing_id: String,
     pub timebase: Timebase,
-    pub start_media_ns: i64,
+    /// Frames before this media time are not recorded; `i64::MAX` until [`Self::begin`].
+    start_media_ns: AtomicI64,
     tracks: Vec<TrackTx>,
     threads: Mutex<Vec<JoinHandle<TrackEnd>>>,
     names: Vec<String>,
 }
 
 impl Session {
-    /// Starts writer threads for every track. `next_seqs[i]` continues track i's numbering.
+    /// Starts writer threads for every track (recording nothing until [`Self::begin`]).
+    /// `next_seqs[i]` continues track i's numbering.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         hearing_id: &str,
@@ -89,7 +91,6 @@ impl Session {
         settings: SegmentSettings,
         drain_timeout: Duration,
         timebase: Timebase,
-        start_media_ns: i64,
         log: Arc<Mutex<HearingLog>>,
         device_id: &str,
         report: Arc<dyn WriterReport>,
@@ -116,7 +117,6 @@ impl Session {
                 device_id: device_id.to_string(),
                 track: spec.info.name.clone(),
                 streams: spec.streams.len(),
-                start_media_ns,
                 drain_timeout,
                 timebase,
                 log: log.clone(),
@@ -136,11 +136,18 @@ impl Session {
         Session {
             hearing_id: hearing_id.to_string(),
             timebase,
-            start_media_ns,
+            start_media_ns: AtomicI64::new(i64::MAX),
             tracks,
             threads: Mutex::new(threads),
             names,
         }
+    }
+
+    /// Opens the gate: frames from `start_media_ns` on are recorded. Called once the
+    /// session is in the router, so that every frame at or after the start (a keyframe
+    /// the encoder made on its own just then, say) reaches it.
+    pub fn begin(&self, start_media_ns: i64) {
+        self.start_media_ns.store(start_media_ns, Ordering::Release);
     }
 
     fn route(&self, track: usize, mut f: Frame) {
@@ -149,6 +156,9 @@ impl Session {
         };
         f.pts_ns = self.timebase.media_ns(f.pts_ns);
         f.dts_ns = f.dts_ns.map(|d| self.timebase.media_ns(d));
+        if f.pts_ns < self.start_media_ns.load(Ordering::Acquire) {
+            return;
+        }
         // Full means the writer cannot keep up: count it (an alarm). Disconnected means
         // the writer already finished at a stop: those frames are past the cut.
         if let Err(mpsc::TrySendError::Full(_)) = t.tx.try_send(Msg::Frame(f)) {
@@ -194,7 +204,6 @@ struct TrackCtx {
     device_id: String,
     track: String,
     streams: usize,
-    start_media_ns: i64,
     drain_timeout: Duration,
     timebase: Timebase,
     log: Arc<Mutex<HearingLog>>,
@@ -316,7 +325,7 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
         };
         match rx.recv_timeout(timeout) {
             Ok(Msg::Frame(f)) => {
-                if f.pts_ns < ctx.start_media_ns || f.stream >= ctx.streams {
+                if f.stream >= ctx.streams {
                     continue;
                 }
                 if let Some((at, _)) = stop

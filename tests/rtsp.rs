@@ -1,0 +1,156 @@
+//! An IP camera over RTSP: its H.264 is recorded as it arrives (no re-encoding); when
+//! it is unplugged its track records the "signal lost" card, an alarm and a fault event
+//! are raised, and when it comes back recording switches back to its own stream.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Camera(Child);
+
+impl Camera {
+    fn start(port: u16, file: &Path) -> Camera {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/examples/rtsp_camera");
+        assert!(
+            bin.exists(),
+            "build the test camera first: cargo build --examples"
+        );
+        let log = std::fs::File::create(artifacts("logs").join("rtsp_camera.log")).unwrap();
+        Camera(
+            Command::new(bin)
+                .arg(port.to_string())
+                .arg(format!("cam={}", file.display()))
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alarm_keys(d: &Daemon, t: &str) -> Vec<String> {
+    d.ok("GET", "/api/v1/status", t, None)["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // The camera sends 480x270; its "signal lost" card is encoded at the configured 640x360,
+    // so the two are told apart in the recording.
+    let video = tmp.path().join("ipcam.mp4");
+    make_video(&video, 60, "480x270", 15);
+    let port = free_port();
+    let cam = Camera::start(port, &video);
+    let cfg = tmp.path().join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"RTSP\"\n[alarms]\nsource_lost_ms = 1000\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[camera]]\nid = \"ip1\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "rtsp");
+    let clerk = d.login("clerk", "demo");
+    assert!(
+        wait_for(Duration::from_secs(15), || alarm_keys(&d, &clerk)
+            .is_empty()),
+        "camera live: {:?}",
+        alarm_keys(&d, &clerk)
+    );
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初6号", "title": "rtsp", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    std::thread::sleep(Duration::from_secs(5));
+
+    drop(cam); // unplug
+    assert!(wait_for(Duration::from_secs(10), || alarm_keys(&d, &clerk)
+        .contains(&"camera_lost:ip1".to_string())));
+    std::thread::sleep(Duration::from_secs(4));
+    let _cam = Camera::start(port, &video); // plug back in
+    assert!(
+        wait_for(Duration::from_secs(25), || !alarm_keys(&d, &clerk)
+            .contains(&"camera_lost:ip1".to_string())),
+        "camera came back: {:?}",
+        alarm_keys(&d, &clerk)
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let h = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+    assert!(
+        events_of(&h, &["device_fault"])
+            .iter()
+            .any(|e| e["source"] == "ip1")
+    );
+    assert!(
+        events_of(&h, &["device_restored"])
+            .iter()
+            .any(|e| e["source"] == "ip1")
+    );
+
+    let data = tmp.path().join("data");
+    let widths: Vec<u64> = files(&data, &id, "ip1")
+        .iter()
+        .map(|p| {
+            assert_decodes(p);
+            ffprobe(p).json["streams"][0]["width"].as_u64().unwrap()
+        })
+        .collect();
+    // Camera's own stream, then the card while unplugged, then the camera again.
+    let first_card = widths
+        .iter()
+        .position(|&w| w == 640)
+        .expect("card segments while unplugged");
+    let back = widths[first_card..]
+        .iter()
+        .position(|&w| w == 480)
+        .expect("camera stream again")
+        + first_card;
+    assert!(widths[..first_card].iter().all(|&w| w == 480), "{widths:?}");
+    assert!(
+        widths[first_card..back].iter().all(|&w| w == 640),
+        "{widths:?}"
+    );
+    assert!(widths[back..].iter().all(|&w| w == 480), "{widths:?}");
+    // The other tracks did not notice.
+    for track in ["cam1", "mic1", "composite"] {
+        for p in files(&data, &id, track) {
+            assert_decodes(&p);
+        }
+    }
+    let out = courtrec(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
