@@ -207,11 +207,16 @@ pub fn run(a: HearingArgs) -> Result<(), String> {
         HearingCmd::Show { .. } => {
             println!("{}", line(&v));
             for e in v["events"].as_array().into_iter().flatten() {
+                let field = |k: &str| e[k].as_str().unwrap_or("").to_string();
+                let detail: Vec<String> = [field("reason"), field("source"), field("text")]
+                    .into_iter()
+                    .filter(|x| !x.is_empty())
+                    .collect();
                 println!(
                     "  {}\t{}\t{}",
-                    e["wall_time"].as_str().unwrap_or(""),
-                    e["kind"].as_str().unwrap_or(""),
-                    e["text"].as_str().or(e["reason"].as_str()).unwrap_or("")
+                    field("wall_time"),
+                    field("kind"),
+                    detail.join(" · ")
                 );
             }
         }

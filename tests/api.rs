@@ -324,3 +324,74 @@ fn a_bad_config_stops_start_up_naming_file_line_and_field() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/config.toml"));
 }
+
+#[test]
+fn the_cli_client_runs_a_hearing_through_the_api() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), None, "cli");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("hearing")
+            .args(["--server", &d.base, "--user", "clerk"])
+            .args(args)
+            .env("COURTREC_PASSWORD", "demo")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let created = run(&[
+        "create",
+        "--case-number",
+        "(2026)X0101民初77号",
+        "--title",
+        "CLI",
+        "--visibility",
+        "non_public",
+    ]);
+    let id = created.split('\t').next().unwrap().trim().to_string();
+    assert!(created.contains("scheduled"), "{created}");
+    assert!(run(&["open", &id]).contains("\topen\t"));
+    run(&["mark", &id, "Exhibit 1 shown"]);
+    assert!(
+        run(&[
+            "recess",
+            &id,
+            "--reason",
+            "mediation",
+            "--note",
+            "parties talk"
+        ])
+        .contains("\trecess\t")
+    );
+    run(&["resume", &id]);
+    assert!(run(&["close", &id]).contains("\tclosed\t"));
+    let shown = run(&["show", &id]);
+    for kind in ["open", "mark", "recess", "resume", "close"] {
+        assert!(
+            shown.contains(&format!("\t{kind}\t")),
+            "{kind} in:\n{shown}"
+        );
+    }
+    assert!(shown.contains("Exhibit 1 shown") && shown.contains("mediation"));
+    assert!(run(&["list", "--case-number", "民初77"]).contains(&id));
+    // Errors come back in plain words with a non-zero exit.
+    let out = std::process::Command::new(bin())
+        .args([
+            "hearing", "--server", &d.base, "--user", "clerk", "resume", &id,
+        ])
+        .env("COURTREC_PASSWORD", "demo")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("409"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
