@@ -270,6 +270,42 @@ fn every_endpoint_refuses_bad_input_with_the_right_status() {
         405
     );
 
+    // A hearing scheduled 6 minutes ago and not opened raises an alarm (after 5 min).
+    let late = (chrono::Utc::now() - chrono::Duration::minutes(6)).to_rfc3339();
+    let h3 = d.ok("POST", "/api/v1/hearings", &clerk, Some(json!({"case_number": "(2026)X0101民初3号", "title": "late", "visibility": "public", "scheduled_start": late})));
+    let key = format!("hearing_not_opened:{}", h3["id"].as_str().unwrap());
+    let alarm_keys = || -> Vec<String> {
+        d.ok("GET", "/api/v1/status", &clerk, None)["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        wait_for(std::time::Duration::from_secs(5), || alarm_keys()
+            .contains(&key)),
+        "{:?}",
+        alarm_keys()
+    );
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{}/open", h3["id"].as_str().unwrap()),
+        &clerk,
+        None,
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(5), || !alarm_keys()
+            .contains(&key)),
+        "cleared once opened"
+    );
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{}/close", h3["id"].as_str().unwrap()),
+        &clerk,
+        None,
+    );
+
     // The daemon is still healthy after all that.
     assert_eq!(
         d.ok("GET", "/api/v1/status", &clerk, None)["courtroom"]["id"],

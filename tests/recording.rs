@@ -375,3 +375,115 @@ fn sigkill_loses_at_most_one_second_and_the_hearing_resumes() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Onsets (media seconds) of the test cameras' white flash in a video track: frames whose
+/// top-right corner turns white, found with ffmpeg's showinfo (mean luma per frame).
+fn flash_onsets(paths: &[std::path::PathBuf]) -> Vec<f64> {
+    let mut frames = Vec::new();
+    for p in paths {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "info", "-copyts", "-i"])
+            .arg(p)
+            .args(["-vf", "crop=40:40:590:10,showinfo", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("pts_time:"))
+        {
+            let field = |key: &str| {
+                line.split(key).nth(1).map(|r| {
+                    r.trim_start()
+                        .split([' ', ']'])
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+            };
+            let t: f64 = field("pts_time:").unwrap().parse().unwrap();
+            let y: f64 = field("mean:[").unwrap().parse().unwrap();
+            frames.push((t - PTS_OFFSET_S, y));
+        }
+    }
+    frames.sort_by(|a, b| a.0.total_cmp(&b.0));
+    frames
+        .windows(2)
+        .filter(|w| w[1].1 > 180.0 && w[0].1 <= 180.0)
+        .map(|w| w[1].0)
+        .collect()
+}
+
+/// Onsets (media seconds) of the test microphones' beep in an audio track.
+fn beep_onsets(paths: &[std::path::PathBuf]) -> Vec<f64> {
+    let mut onsets = Vec::new();
+    let mut quiet_since: Option<f64> = Some(f64::MIN);
+    for p in paths {
+        let start = ffprobe(p).start_s - PTS_OFFSET_S;
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(p)
+            .args(["-f", "s16le", "-ac", "1", "-ar", "48000", "-"])
+            .output()
+            .unwrap();
+        for (i, b) in out.stdout.chunks_exact(2).enumerate() {
+            let t = start + i as f64 / 48_000.0;
+            let loud = i16::from_le_bytes([b[0], b[1]]).unsigned_abs() > 3000;
+            match (loud, quiet_since) {
+                (true, Some(q)) if t - q > 0.3 => {
+                    onsets.push(t);
+                    quiet_since = None;
+                }
+                (true, _) => quiet_since = None,
+                (false, None) => quiet_since = Some(t),
+                _ => {}
+            }
+        }
+    }
+    onsets
+}
+
+#[test]
+fn audio_and_video_stay_in_sync_on_the_recording() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut d = Daemon::start(&data, None, "sync");
+    let clerk = d.login("clerk", "demo");
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初2号", "title": "sync", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    sleep_s(7.0);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+
+    // The judge's camera flashes and the judge's microphone beeps once a second, in step.
+    let flashes = flash_onsets(&files(&data, &id, "cam1"));
+    let beeps = beep_onsets(&files(&data, &id, "mic1"));
+    assert!(flashes.len() >= 5, "flashes found: {flashes:?}");
+    assert!(beeps.len() >= 5, "beeps found: {beeps:?}");
+    let offsets: Vec<f64> = flashes
+        .iter()
+        .filter_map(|f| {
+            beeps
+                .iter()
+                .map(|b| b - f)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+        })
+        .collect();
+    eprintln!("audio minus video at each flash (s): {offsets:?}");
+    // Within about a frame (66 ms at 15 fps) plus the AAC encoder's delay.
+    assert!(
+        offsets.iter().all(|o| o.abs() < 0.1),
+        "out of sync: {offsets:?}"
+    );
+}

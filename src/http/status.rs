@@ -23,10 +23,11 @@ pub async fn status(
                 "kind": if s.kind == TrackKind::Video { "camera" } else { "microphone" },
                 "role": s.role,
                 "label": s.label,
-                "state": if live { "live" } else { "lost" },
+                "state": if live { "live" } else if s.reconnecting { "reconnecting" } else { "lost" },
                 "peak_dbfs": s.peak_dbfs,
                 "rms_dbfs": s.rms_dbfs,
                 "error": s.error,
+                "restarts": s.restarts,
             })
         })
         .collect();
