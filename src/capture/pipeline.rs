@@ -311,7 +311,7 @@ pub fn describe(cfg: &Config) -> Description {
                 "audio_bitrate",
                 (comp.audio_bitrate_kbps * 1000).to_string(),
             ),
-            ("caption", quote(&cfg.courtroom.name)),
+            ("caption", format!("{}\n", quote(&cfg.courtroom.name))),
             ("pane_props", pane_props.join(" ")),
         ],
     ));
@@ -919,8 +919,10 @@ impl CaptureControl for Capture {
     }
 
     fn set_caption(&self, text: &str) {
+        // clockoverlay draws "<text> <time>": the newline puts the time on its own line
+        // under the case number.
         if let Some(c) = &self.caption {
-            c.set_property("text", text);
+            c.set_property("text", format!("{}\n", text.trim()));
         }
     }
 }
