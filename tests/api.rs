@@ -274,19 +274,11 @@ fn every_endpoint_refuses_bad_input_with_the_right_status() {
     let late = (chrono::Utc::now() - chrono::Duration::minutes(6)).to_rfc3339();
     let h3 = d.ok("POST", "/api/v1/hearings", &clerk, Some(json!({"case_number": "(2026)X0101民初3号", "title": "late", "visibility": "public", "scheduled_start": late})));
     let key = format!("hearing_not_opened:{}", h3["id"].as_str().unwrap());
-    let alarm_keys = || -> Vec<String> {
-        d.ok("GET", "/api/v1/status", &clerk, None)["alarms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["key"].as_str().unwrap().to_string())
-            .collect()
-    };
     assert!(
-        wait_for(std::time::Duration::from_secs(5), || alarm_keys()
+        wait_for(std::time::Duration::from_secs(5), || alarm_keys(&d, &clerk)
             .contains(&key)),
         "{:?}",
-        alarm_keys()
+        alarm_keys(&d, &clerk)
     );
     d.ok(
         "POST",
@@ -295,8 +287,10 @@ fn every_endpoint_refuses_bad_input_with_the_right_status() {
         None,
     );
     assert!(
-        wait_for(std::time::Duration::from_secs(5), || !alarm_keys()
-            .contains(&key)),
+        wait_for(std::time::Duration::from_secs(5), || !alarm_keys(
+            &d, &clerk
+        )
+        .contains(&key)),
         "cleared once opened"
     );
     d.ok(

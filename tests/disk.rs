@@ -44,15 +44,6 @@ fn free_bytes(p: &Path) -> u64 {
         .unwrap()
 }
 
-fn alarms(d: &Daemon, t: &str) -> Vec<String> {
-    d.ok("GET", "/api/v1/status", t, None)["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_full_disk_is_announced_survived_and_logged() {
     let _g = serial();
@@ -89,7 +80,7 @@ fn a_full_disk_is_announced_survived_and_logged() {
     let fill = free_bytes(&mnt).saturating_sub(12_000_000);
     std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
     assert!(
-        wait_for(Duration::from_secs(5), || alarms(&d, &clerk)
+        wait_for(Duration::from_secs(5), || alarm_keys(&d, &clerk)
             .contains(&"disk_low".to_string())),
         "disk_low alarm before the disk is full"
     );
@@ -103,11 +94,11 @@ fn a_full_disk_is_announced_survived_and_logged() {
     let id = h["id"].as_str().unwrap().to_string();
     d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
     assert!(
-        wait_for(Duration::from_secs(60), || alarms(&d, &clerk)
+        wait_for(Duration::from_secs(60), || alarm_keys(&d, &clerk)
             .iter()
             .any(|a| a.starts_with("recording_failed:"))),
         "recording_failed alarm when the reserve is reached: {:?}",
-        alarms(&d, &clerk)
+        alarm_keys(&d, &clerk)
     );
     let st = d.ok("GET", "/api/v1/status", &clerk, None);
     let a = st["alarms"]
@@ -135,11 +126,11 @@ fn a_full_disk_is_announced_survived_and_logged() {
     // Court IT frees space: recording resumes by itself.
     std::fs::remove_file(&filler).unwrap();
     assert!(
-        wait_for(Duration::from_secs(20), || !alarms(&d, &clerk)
+        wait_for(Duration::from_secs(20), || !alarm_keys(&d, &clerk)
             .iter()
             .any(|a| a.starts_with("recording_failed:"))),
         "recording resumed after space was freed: {:?}",
-        alarms(&d, &clerk)
+        alarm_keys(&d, &clerk)
     );
     let freed_at_ms = d.ok("GET", "/api/v1/status", &clerk, None)["hearing"]["media_time_ms"]
         .as_i64()

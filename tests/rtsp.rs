@@ -38,15 +38,6 @@ impl Drop for Camera {
     }
 }
 
-fn alarm_keys(d: &Daemon, t: &str) -> Vec<String> {
-    d.ok("GET", "/api/v1/status", t, None)["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
     let _g = serial();

@@ -7,15 +7,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn alarm_keys(d: &Daemon, token: &str) -> Vec<String> {
-    d.ok("GET", "/api/v1/status", token, None)["alarms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn source_state(d: &Daemon, token: &str, id: &str) -> Value {
     d.ok("GET", "/api/v1/status", token, None)["sources"]
         .as_array()

@@ -138,14 +138,16 @@ pub struct SourceStatus {
 }
 
 impl SourceStatus {
+    /// One entry per camera and microphone, indexed like their tracks.
     pub fn new(cfg: &Config) -> SourceStatus {
-        let mut v = Vec::new();
-        for c in cfg.cameras() {
-            v.push(SourceState {
-                id: c.id.clone(),
-                kind: TrackKind::Video,
-                role: role_name(c.role),
-                label: c.label.clone(),
+        let sources = track_specs(cfg)
+            .into_iter()
+            .filter(|t| t.info.kind != TrackKind::Composite)
+            .map(|t| SourceState {
+                id: t.info.name,
+                kind: t.info.kind,
+                role: t.info.role,
+                label: t.info.label,
                 last_buffer: None,
                 peak_dbfs: None,
                 rms_dbfs: None,
@@ -153,25 +155,10 @@ impl SourceStatus {
                 error: None,
                 reconnecting: false,
                 restarts: 0,
-            });
-        }
-        for m in cfg.microphones() {
-            v.push(SourceState {
-                id: m.id.clone(),
-                kind: TrackKind::Audio,
-                role: role_name(m.role),
-                label: m.label.clone(),
-                last_buffer: None,
-                peak_dbfs: None,
-                rms_dbfs: None,
-                last_sound: None,
-                error: None,
-                reconnecting: false,
-                restarts: 0,
-            });
-        }
+            })
+            .collect();
         SourceStatus {
-            sources: Mutex::new(v),
+            sources: Mutex::new(sources),
             silence_dbfs: cfg.alarms.mic_silence_dbfs,
         }
     }

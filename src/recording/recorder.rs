@@ -52,8 +52,6 @@ enum Msg {
 pub struct TrackEnd {
     pub track: String,
     pub next_seq: u64,
-    pub media_end_ns: Option<i64>,
-    pub error: Option<String>,
 }
 
 /// Problems a writer reports to the rest of the daemon (alarms, fault events).
@@ -188,11 +186,12 @@ impl Session {
             .into_iter()
             .zip(self.names.iter())
             .map(|(h, name)| {
-                h.join().unwrap_or(TrackEnd {
-                    track: name.clone(),
-                    next_seq: 0,
-                    media_end_ns: None,
-                    error: Some("writer thread panicked".into()),
+                h.join().unwrap_or_else(|_| {
+                    tracing::error!(track = %name, "writer thread panicked");
+                    TrackEnd {
+                        track: name.clone(),
+                        next_seq: 0,
+                    }
                 })
             })
             .collect()
@@ -241,13 +240,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How far (media time) the interleaver may hold one stream's frames waiting for another.
 const INTERLEAVE_SPAN_NS: i64 = 1_000_000_000;
 
-/// The writer side of a track: handles write errors (alarm, retry) and remembers where
-/// the track's media ends.
+/// The writer side of a track: records what it seals, and handles write errors
+/// (alarm, retry after `RETRY_AFTER`).
 struct TrackOut {
     w: SegmentWriter,
     failed_at: Option<Instant>,
-    last_error: Option<String>,
-    media_end: Option<i64>,
 }
 
 impl TrackOut {
@@ -265,7 +262,6 @@ impl TrackOut {
             Err(e) => {
                 tracing::error!(track = %ctx.track, "recording failed: {e}");
                 ctx.report.track_failed(&ctx.track, &e);
-                self.last_error = Some(e.msg.clone());
                 self.failed_at = Some(Instant::now());
             }
         }
@@ -277,18 +273,19 @@ impl TrackOut {
         {
             return;
         }
-        let end = f.pts_ns + f.duration_ns as i64;
         let res = self.w.push(&f);
+        // Segments sealed by this push are recorded whatever became of the push itself;
+        // only the push's own outcome clears or raises the track's failure.
+        let mut failed_now = false;
         for s in self.w.take_done() {
-            self.handle(ctx, Ok(Some(s)));
+            if let Err(e) = ctx.record(s) {
+                self.handle(ctx, Err(e));
+                failed_now = true;
+            }
         }
         match res {
-            Ok(()) => {
-                if f.stream == 0 && self.w.is_open() {
-                    self.media_end = Some(self.media_end.map_or(end, |m| m.max(end)));
-                }
-                self.handle(ctx, Ok(None));
-            }
+            Ok(()) if failed_now => {}
+            Ok(()) => self.handle(ctx, Ok(None)),
             Err(e) => {
                 // Seal what reached the disk, then report the failure (alarm, retry).
                 match self
@@ -312,12 +309,7 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
     let mut stop: Option<(i64, Instant)> = None;
     let mut passed = vec![false; ctx.streams];
     let mut il = Interleaver::new(ctx.streams, INTERLEAVE_SPAN_NS);
-    let mut out = TrackOut {
-        w,
-        failed_at: None,
-        last_error: None,
-        media_end: None,
-    };
+    let mut out = TrackOut { w, failed_at: None };
     loop {
         let timeout = match stop {
             Some((_, deadline)) => deadline.saturating_duration_since(Instant::now()),
@@ -361,8 +353,6 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
     TrackEnd {
         track: ctx.track.clone(),
         next_seq: out.w.next_seq(),
-        media_end_ns: out.media_end,
-        error: out.last_error,
     }
 }
 

@@ -421,3 +421,13 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Keys of the alarms the daemon reports now.
+pub fn alarm_keys(d: &Daemon, token: &str) -> Vec<String> {
+    d.ok("GET", "/api/v1/status", token, None)["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_string())
+        .collect()
+}
