@@ -14,6 +14,7 @@ pub mod check;
 pub mod index;
 pub mod log;
 pub mod manifest;
+pub mod merkle;
 pub mod records;
 pub mod ts;
 
