@@ -101,9 +101,11 @@ fn every_endpoint_refuses_bad_input_with_the_right_status() {
     assert_eq!(st, 422, "bad time");
     let (st, _) = d.call("POST", "/api/v1/hearings", Some(&clerk), Some(json!({"case_number": "1", "title": "t", "visibility": "public", "courtroom": "elsewhere"})));
     assert_eq!(st, 422, "another courtroom");
+    // Just over the 64 KiB limit: the server answers 413 from the Content-Length and
+    // closes; a body this size is already in the socket buffer, so the client reads it.
     let huge = format!(
         "{{\"case_number\": \"{}\", \"title\": \"t\", \"visibility\": \"public\"}}",
-        "x".repeat(200_000)
+        "x".repeat(70_000)
     );
     let (st, _) = d.raw(
         "POST",

@@ -296,10 +296,11 @@ impl HearingService {
     }
 
     /// Starts recording every track from now and returns "now" on the media timeline,
-    /// which the caller logs as the event's time. The session is in the router before
-    /// "now" is taken, so every frame from the start on reaches it; then the encoders are
-    /// asked for a keyframe there (an encoder that just made one on its own will not
-    /// make another, and that one is recorded).
+    /// which the caller logs as the event's time. The session gets every frame stamped
+    /// at or after "now", including those that reached the router a moment before the
+    /// clock read it (see `recorder::Router`); then the encoders are asked for a
+    /// keyframe there (an encoder that just made one on its own will not make another,
+    /// and that one is recorded).
     fn start_session(&self, a: &mut Active) -> Result<i64> {
         let s = Arc::new(Session::start(
             &a.id,
@@ -313,11 +314,11 @@ impl HearingService {
             &self.device_id,
             self.report.clone(),
         ));
-        self.router.set(Some(s.clone()));
+        let recent = self.router.install(s.clone());
         a.session = Some(s.clone());
         let rt = self.running_time()?;
         let start = a.timebase.media_ns(rt);
-        s.begin(start);
+        s.begin(start, recent);
         self.capture.request_keyframes(rt);
         Ok(start)
     }
@@ -328,7 +329,7 @@ impl HearingService {
             return Vec::new();
         };
         let ends = s.stop(at, self.report.as_ref());
-        self.router.set(None);
+        self.router.clear();
         for (i, spec) in self.specs.iter().enumerate() {
             if let Some(e) = ends.iter().find(|e| e.track == spec.info.name)
                 && e.next_seq > 0

@@ -13,7 +13,7 @@ use crate::archive::records::{Record, SegmentRecord, format_wall};
 use crate::capture::{Frame, FrameSink, TrackSpec};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,9 @@ pub struct Session {
     pub timebase: Timebase,
     /// Frames before this media time are not recorded; `i64::MAX` until [`Self::begin`].
     start_media_ns: AtomicI64,
+    /// Frames that reached the session before [`Self::begin`] (held, not judged: a frame
+    /// can arrive a little before the clock reads its timestamp). `None` once begun.
+    early: Mutex<Option<Vec<(usize, Frame)>>>,
     tracks: Vec<TrackTx>,
     threads: Mutex<Vec<JoinHandle<TrackEnd>>>,
     names: Vec<String>,
@@ -135,28 +138,65 @@ impl Session {
             hearing_id: hearing_id.to_string(),
             timebase,
             start_media_ns: AtomicI64::new(i64::MAX),
+            early: Mutex::new(Some(Vec::new())),
             tracks,
             threads: Mutex::new(threads),
             names,
         }
     }
 
-    /// Opens the gate: frames from `start_media_ns` on are recorded. Called once the
-    /// session is in the router, so that every frame at or after the start (a keyframe
-    /// the encoder made on its own just then, say) reaches it.
-    pub fn begin(&self, start_media_ns: i64) {
+    /// Opens the gate: frames from `start_media_ns` on are recorded: those the router
+    /// kept from before (`recent`, see [`Router`]), those that reached the session since
+    /// it was installed, and all that follow.
+    pub fn begin(&self, start_media_ns: i64, recent: Vec<(usize, Frame)>) {
+        let Ok(mut early) = self.early.lock() else {
+            return;
+        };
         self.start_media_ns.store(start_media_ns, Ordering::Release);
+        let recent = recent.into_iter().map(|(t, f)| (t, self.rebase(f)));
+        for (track, f) in recent.chain(early.take().unwrap_or_default()) {
+            if f.pts_ns >= start_media_ns {
+                self.send(track, f);
+            }
+        }
     }
 
-    fn route(&self, track: usize, mut f: Frame) {
+    /// Frame timestamps from the pipeline's running time to the hearing's media time.
+    fn rebase(&self, mut f: Frame) -> Frame {
+        f.pts_ns = self.timebase.media_ns(f.pts_ns);
+        f.dts_ns = f.dts_ns.map(|d| self.timebase.media_ns(d));
+        f
+    }
+
+    fn route(&self, track: usize, f: Frame) {
+        let f = self.rebase(f);
+        let start = self.start_media_ns.load(Ordering::Acquire);
+        if start == i64::MAX {
+            // Not begun: hold the frame (under the lock `begin` takes, so none slips
+            // between the two). At most a moment's worth: begin follows at once.
+            if let Ok(mut early) = self.early.lock()
+                && let Some(held) = early.as_mut()
+            {
+                if held.len() < QUEUE_FRAMES {
+                    held.push((track, f));
+                }
+                return;
+            }
+            let start = self.start_media_ns.load(Ordering::Acquire);
+            if f.pts_ns >= start {
+                self.send(track, f);
+            }
+            return;
+        }
+        if f.pts_ns >= start {
+            self.send(track, f);
+        }
+    }
+
+    fn send(&self, track: usize, f: Frame) {
         let Some(t) = self.tracks.get(track) else {
             return;
         };
-        f.pts_ns = self.timebase.media_ns(f.pts_ns);
-        f.dts_ns = f.dts_ns.map(|d| self.timebase.media_ns(d));
-        if f.pts_ns < self.start_media_ns.load(Ordering::Acquire) {
-            return;
-        }
         // Full means the writer cannot keep up: count it (an alarm). Disconnected means
         // the writer already finished at a stop: those frames are past the cut.
         if let Err(mpsc::TrySendError::Full(_)) = t.tx.try_send(Msg::Frame(f)) {
@@ -356,24 +396,60 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
     }
 }
 
+/// How much media per track the router keeps while no session runs (see [`Router`]).
+const RECENT_NS: i64 = 1_000_000_000;
+
 /// The frame sink capture pushes to: forwards to the open session, if any.
+///
+/// Frames can reach the router a little before the clock reads their timestamps, so a
+/// session cannot simply start with "frames from now on": a keyframe stamped just after
+/// the start may already have gone by (and the encoder, having just made one, will not
+/// force another, so the track would start a whole keyframe interval late). While no
+/// session runs, the router therefore keeps the last second of each track;
+/// [`Router::install`] hands it to the new session, whose [`Session::begin`] keeps
+/// what is at or after the start.
 pub struct Router {
-    session: RwLock<Option<Arc<Session>>>,
+    state: Mutex<RouterState>,
     /// Frames seen per track since start, recording or not.
     seen: Vec<AtomicU64>,
+}
+
+struct RouterState {
+    session: Option<Arc<Session>>,
+    recent: Vec<std::collections::VecDeque<Frame>>,
 }
 
 impl Router {
     pub fn new(tracks: usize) -> Router {
         Router {
-            session: RwLock::new(None),
+            state: Mutex::new(RouterState {
+                session: None,
+                recent: (0..tracks)
+                    .map(|_| std::collections::VecDeque::new())
+                    .collect(),
+            }),
             seen: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    pub fn set(&self, s: Option<Arc<Session>>) {
-        if let Ok(mut g) = self.session.write() {
-            *g = s;
+    /// Makes `s` receive every frame from now on, and returns the frames of the last
+    /// second (per track, oldest first) for its [`Session::begin`].
+    pub fn install(&self, s: Arc<Session>) -> Vec<(usize, Frame)> {
+        let Ok(mut st) = self.state.lock() else {
+            return Vec::new();
+        };
+        st.session = Some(s);
+        let mut out = Vec::new();
+        for (track, q) in st.recent.iter_mut().enumerate() {
+            out.extend(q.drain(..).map(|f| (track, f)));
+        }
+        out
+    }
+
+    /// Stops forwarding frames (after a session has stopped).
+    pub fn clear(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.session = None;
         }
     }
 
@@ -398,10 +474,163 @@ impl FrameSink for Router {
         if let Some(c) = self.seen.get(track) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if let Ok(g) = self.session.read()
-            && let Some(s) = g.as_ref()
-        {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if let Some(s) = st.session.as_ref() {
             s.route(track, frame);
+        } else if let Some(q) = st.recent.get_mut(track) {
+            let newest = frame.pts_ns;
+            q.push_back(frame);
+            while q.front().is_some_and(|f| f.pts_ns < newest - RECENT_NS) {
+                q.pop_front();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::index::Index;
+    use crate::archive::records::{
+        EventKind, EventRecord, HearingMeta, TrackInfo, TrackKind, Visibility,
+    };
+    use crate::recording::tsmux::StreamType;
+
+    struct NoReport;
+    impl WriterReport for NoReport {
+        fn track_failed(&self, _: &str, _: &crate::error::Error) {}
+        fn track_ok(&self, _: &str) {}
+        fn frames_dropped(&self, _: &str, _: u64) {}
+    }
+
+    fn key(pts_ms: i64) -> Frame {
+        Frame {
+            stream: 0,
+            pts_ns: pts_ms * 1_000_000,
+            dts_ns: None,
+            duration_ns: 66_666_667,
+            keyframe: true,
+            discont: false,
+            data: Box::new(vec![0u8; 100]),
+        }
+    }
+
+    /// A one-track session (cam1) writing into a temporary hearing folder.
+    fn session(tmp: &std::path::Path) -> (Session, Index) {
+        let index = Index::open(&tmp.join("index")).unwrap();
+        let dir = HearingDir {
+            root: tmp.join("h1"),
+        };
+        let info = TrackInfo {
+            name: "cam1".into(),
+            kind: TrackKind::Video,
+            role: "judge".into(),
+            label: String::new(),
+        };
+        let created = Record::Event(EventRecord {
+            hearing_id: "h1".into(),
+            device_id: "d".into(),
+            kind: EventKind::Created,
+            wall_time: "2026-01-01T00:00:00.000Z".into(),
+            media_time_ns: None,
+            actor: None,
+            reason: None,
+            text: None,
+            source: None,
+            gap_from_ns: None,
+            gap_to_ns: None,
+            meta: Some(HearingMeta {
+                case_number: "1".into(),
+                title: "t".into(),
+                courtroom: "c".into(),
+                visibility: Visibility::Public,
+                scheduled_start: None,
+                tracks: vec![info.clone()],
+            }),
+        });
+        let log = Arc::new(Mutex::new(
+            HearingLog::create(dir.clone(), index.clone(), created).unwrap(),
+        ));
+        let spec = TrackSpec {
+            info,
+            streams: vec![StreamType::H264],
+        };
+        let session = Session::start(
+            "h1",
+            dir,
+            &[spec],
+            &[1],
+            SegmentSettings {
+                segment_target_ns: 2_000_000_000,
+                fsync_interval_ns: 500_000_000,
+                disk_reserve_bytes: 0,
+            },
+            Duration::from_millis(300),
+            Timebase {
+                base_rt_ns: 0,
+                wall_at_base_unix_ns: 0,
+            },
+            log,
+            "d",
+            Arc::new(NoReport),
+        );
+        (session, index)
+    }
+
+    #[test]
+    fn a_frame_that_arrives_before_begin_is_kept_if_it_is_at_or_after_the_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (session, index) = session(tmp.path());
+        // Frames reach the session before begin(): one before the start, one after it.
+        session.route(0, key(900));
+        session.route(0, key(1000));
+        session.begin(950_000_000, Vec::new());
+        session.route(0, key(1066));
+        session.stop(2_000_000_000, &NoReport);
+        let segs = index.segments("h1", "cam1").unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(
+            segs[0].media_start_ns, 1_000_000_000,
+            "recording starts at the early keyframe at 1.000 s, not before the start"
+        );
+    }
+
+    #[test]
+    fn a_keyframe_that_went_by_before_the_session_existed_is_recorded() {
+        // Frames can reach the router before the clock reads their timestamp: the
+        // session must still get a keyframe stamped at or after its start.
+        let tmp = tempfile::tempdir().unwrap();
+        let (session, index) = session(tmp.path());
+        let session = Arc::new(session);
+        let router = Router::new(1);
+        router.push(0, key(500));
+        router.push(0, key(1000));
+        let recent = router.install(session.clone());
+        router.push(
+            0,
+            Frame {
+                keyframe: false,
+                ..key(1066)
+            },
+        );
+        session.begin(950_000_000, recent);
+        router.push(
+            0,
+            Frame {
+                keyframe: false,
+                ..key(1133)
+            },
+        );
+        session.stop(2_000_000_000, &NoReport);
+        router.clear();
+        let segs = index.segments("h1", "cam1").unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].media_start_ns, 1_000_000_000);
+        assert_eq!(
+            segs[0].media_duration_ns,
+            1_133_000_000 + 66_666_667 - 1_000_000_000
+        );
     }
 }
