@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub server: Server,
     #[serde(default)]
+    pub device: Device,
+    #[serde(default)]
     pub recording: Recording,
     #[serde(default)]
     pub composite: Composite,
@@ -66,6 +68,23 @@ impl Default for Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("courtrec-data"),
         }
+    }
+}
+
+/// This box's identity for signing hearings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Device {
+    /// The Ed25519 private key (created on first start, mode 0600). Default:
+    /// `device.key` in the data folder.
+    pub key_path: Option<PathBuf>,
+}
+
+impl Device {
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        self.key_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("device.key"))
     }
 }
 
@@ -340,10 +359,15 @@ impl Config {
             line: line_of(text, offset),
             msg,
         };
-        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
-            && cfg.server.data_dir.is_relative()
-        {
-            cfg.server.data_dir = base.join(&cfg.server.data_dir);
+        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
+            if cfg.server.data_dir.is_relative() {
+                cfg.server.data_dir = base.join(&cfg.server.data_dir);
+            }
+            if let Some(k) = cfg.device.key_path.as_mut()
+                && k.is_relative()
+            {
+                *k = base.join(&*k);
+            }
         }
         if !is_safe_id(&cfg.courtroom.id) {
             return Err(fail(

@@ -18,6 +18,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum KeyCmd {
+    /// Prints the verifier key (name+id+base64) and its fingerprint.
+    Show {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Runs the courtroom daemon (the built-in demo courtroom without --config).
     Serve {
@@ -41,6 +52,12 @@ enum Cmd {
         data_dir: Option<PathBuf>,
         #[arg(long)]
         repair: bool,
+    },
+    /// Prints this box's public key (creating the key on first use) for a court's list
+    /// of trusted devices.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
     },
     /// Prints the GStreamer pipeline the config builds.
     Pipeline {
@@ -89,6 +106,23 @@ fn main() -> ExitCode {
         } => load(&config).and_then(|cfg| {
             let dir = data_dir.unwrap_or(cfg.server.data_dir);
             courtrec::cli::check(&dir, repair)
+        }),
+        Cmd::Key {
+            cmd: KeyCmd::Show { config, data_dir },
+        } => load(&config).and_then(|cfg| {
+            let dir = data_dir.unwrap_or(cfg.server.data_dir.clone());
+            let data = courtrec::archive::DataDir::new(&dir);
+            let device_id = data.init().map_err(|e| e.to_string())?;
+            let key = courtrec::archive::signing::DeviceKey::load_or_create(
+                &cfg.device.key_path(&dir),
+                &format!("courtrec/{device_id}"),
+            )
+            .map_err(|e| e.to_string())?;
+            let v = key.verifier();
+            println!("device:      {device_id}");
+            println!("verifier:    {}", v.to_vkey());
+            println!("fingerprint: {}", v.fingerprint());
+            Ok(())
         }),
         Cmd::Pipeline { config } => load(&config).map(|cfg| {
             println!("{}", courtrec::capture::pipeline::describe(&cfg).text());

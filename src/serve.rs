@@ -16,6 +16,12 @@ pub fn run(cfg: Config) -> Result<()> {
     let cfg = Arc::new(cfg);
     let data = DataDir::new(cfg.server.data_dir.clone());
     let device_id = data.init()?;
+    // Created on first start; it will sign this box's hearings (checkpoints).
+    let key = crate::archive::signing::DeviceKey::load_or_create(
+        &cfg.device.key_path(&data.root),
+        &format!("courtrec/{device_id}"),
+    )?;
+    let fingerprint = key.verifier().fingerprint();
     let index = Index::open(&data.index())?;
     crate::http::auth::seed_users(&index, &cfg)?;
 
@@ -78,7 +84,7 @@ pub fn run(cfg: Config) -> Result<()> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("listener address", e))?;
-        announce(&cfg, addr, &device_id, &data);
+        announce(&cfg, addr, &device_id, &fingerprint, &data);
         axum::serve(listener, http::router(state))
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -91,7 +97,13 @@ pub fn run(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-fn announce(cfg: &Config, addr: std::net::SocketAddr, device_id: &str, data: &DataDir) {
+fn announce(
+    cfg: &Config,
+    addr: std::net::SocketAddr,
+    device_id: &str,
+    fingerprint: &str,
+    data: &DataDir,
+) {
     println!(
         "courtrec: courtroom '{}' ({}) listening on http://{addr}/",
         cfg.courtroom.name, cfg.courtroom.id
@@ -99,7 +111,7 @@ fn announce(cfg: &Config, addr: std::net::SocketAddr, device_id: &str, data: &Da
     println!("  API:      http://{addr}/api/v1/  (see docs/api.md)");
     println!("  status:   http://{addr}/api/v1/status");
     println!("  data:     {}", data.root.display());
-    println!("  device:   {device_id}");
+    println!("  device:   {device_id}  key {fingerprint}");
     if cfg.demo {
         println!("  DEMO courtroom: 4 test cameras, 4 test microphones.");
         println!(

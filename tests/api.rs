@@ -427,3 +427,32 @@ fn the_cli_client_runs_a_hearing_through_the_api() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn key_show_creates_the_device_key_once_and_prints_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let show = || {
+        let out = courtrec(&["key", "show", "--data-dir", dir.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = show();
+    assert!(first.contains("verifier:    courtrec/dev-"), "{first}");
+    assert!(first.contains("fingerprint: SHA256:"), "{first}");
+    assert_eq!(show(), first, "the same key on every call");
+    let mode = std::fs::metadata(dir.join("device.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "only the daemon's user may read the private key"
+    );
+}

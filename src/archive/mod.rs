@@ -16,6 +16,7 @@ pub mod log;
 pub mod manifest;
 pub mod merkle;
 pub mod records;
+pub mod signing;
 pub mod ts;
 
 use crate::error::{Error, Result};
