@@ -45,6 +45,7 @@ pub fn run(cfg: Config) -> Result<()> {
         capture.clone(),
         router,
         alarms.clone(),
+        Some(Arc::new(key)),
     ));
     for id in hearings.recover()? {
         tracing::warn!(hearing = %id, "recovered a hearing left open by an unclean stop");

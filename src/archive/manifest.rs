@@ -21,6 +21,8 @@ pub const GENESIS_PREV: &str = "000000000000000000000000000000000000000000000000
 #[derive(Debug, Default)]
 pub struct ReadReport {
     pub entries: Vec<Entry>,
+    /// RFC 9162 leaf hash of each line (its bytes without the newline).
+    pub leaves: Vec<super::merkle::Hash>,
     /// Bytes after the last complete, valid line (a torn write from a crash).
     pub torn_tail_bytes: u64,
     /// Byte length of the valid prefix.
@@ -77,6 +79,7 @@ pub fn parse(text: &[u8], name: &str) -> Result<ReadReport> {
             ));
         }
         prev = super::sha256_hex(line);
+        report.leaves.push(super::merkle::leaf_hash(line));
         report.entries.push(entry);
         pos += nl + 1;
         report.valid_len = pos as u64;
@@ -92,6 +95,8 @@ pub struct Manifest {
     file: File,
     next_n: u64,
     prev: String,
+    /// Merkle leaf hashes of all lines, for checkpoints.
+    leaves: Vec<super::merkle::Hash>,
 }
 
 impl Manifest {
@@ -129,6 +134,7 @@ impl Manifest {
             file,
             next_n: report.entries.len() as u64,
             prev,
+            leaves: report.leaves,
         };
         Ok((m, report.entries, report.torn_tail_bytes))
     }
@@ -143,6 +149,7 @@ impl Manifest {
         };
         let mut line = serde_json::to_vec(&entry).map_err(json_err)?;
         let hash = super::sha256_hex(&line);
+        let leaf = super::merkle::leaf_hash(&line);
         line.push(b'\n');
         // One write call for the whole line: a crash leaves it whole or torn at the end,
         // never interleaved with another line (appends are serialised by the caller's lock).
@@ -152,11 +159,17 @@ impl Manifest {
             .map_err(|e| Error::io(format!("appending to {}", self.path.display()), e))?;
         self.next_n += 1;
         self.prev = hash;
+        self.leaves.push(leaf);
         Ok(entry)
     }
 
     pub fn len(&self) -> u64 {
         self.next_n
+    }
+
+    /// Merkle leaf hashes of every line so far.
+    pub fn leaves(&self) -> &[super::merkle::Hash] {
+        &self.leaves
     }
 
     pub fn is_empty(&self) -> bool {

@@ -50,6 +50,8 @@ pub struct HearingService {
     capture: Arc<dyn CaptureControl>,
     router: Arc<Router>,
     report: Arc<dyn WriterReport>,
+    /// Signs the hearings' checkpoints.
+    key: Option<Arc<crate::archive::signing::DeviceKey>>,
     active: Mutex<Option<Active>>,
 }
 
@@ -78,6 +80,7 @@ fn check_text(field: &str, s: &str, max_chars: usize) -> Result<()> {
 }
 
 impl HearingService {
+    #[allow(clippy::too_many_arguments)] // the service's collaborators, wired once in serve
     pub fn new(
         cfg: Arc<Config>,
         data: DataDir,
@@ -86,6 +89,7 @@ impl HearingService {
         capture: Arc<dyn CaptureControl>,
         router: Arc<Router>,
         report: Arc<dyn WriterReport>,
+        key: Option<Arc<crate::archive::signing::DeviceKey>>,
     ) -> HearingService {
         let specs = crate::capture::track_specs(&cfg);
         HearingService {
@@ -97,6 +101,7 @@ impl HearingService {
             capture,
             router,
             report,
+            key,
             active: Mutex::new(None),
         }
     }
@@ -231,6 +236,7 @@ impl HearingService {
             self.data.hearing(&id),
             self.index.clone(),
             Record::Event(ev),
+            self.key.clone(),
         )?;
         self.flush_index();
         Ok(log.doc().clone())
@@ -267,7 +273,8 @@ impl HearingService {
             base_rt_ns: rt,
             wall_at_base_unix_ns: unix_ns(chrono::Utc::now()),
         };
-        let (log, _, _) = HearingLog::open(self.data.hearing(id), self.index.clone())?;
+        let (log, _, _) =
+            HearingLog::open(self.data.hearing(id), self.index.clone(), self.key.clone())?;
         let log = Arc::new(Mutex::new(log));
         self.capture.set_caption(&doc.meta.case_number);
         let mut a = Active {
@@ -494,7 +501,8 @@ impl HearingService {
         let n = unclosed.len();
         for (i, h) in unclosed.into_iter().enumerate() {
             let dir = self.data.hearing(&h.id);
-            let (mut log, entries, torn) = HearingLog::open(dir.clone(), self.index.clone())?;
+            let (mut log, entries, torn) =
+                HearingLog::open(dir.clone(), self.index.clone(), self.key.clone())?;
             for e in &entries {
                 if let Record::Segment(s) = &e.record {
                     self.index.put_segment(s)?;

@@ -551,7 +551,7 @@ mod tests {
             }),
         });
         let log = Arc::new(Mutex::new(
-            HearingLog::create(dir.clone(), index.clone(), created).unwrap(),
+            HearingLog::create(dir.clone(), index.clone(), created, None).unwrap(),
         ));
         let spec = TrackSpec {
             info,
