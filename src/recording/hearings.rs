@@ -37,8 +37,19 @@ struct Active {
     log: Arc<Mutex<HearingLog>>,
     timebase: Timebase,
     session: Option<Arc<Session>>,
+    /// Where the current (or last) run began on the media timeline: nothing the clerk
+    /// does afterwards can be logged before it.
+    run_start_ns: i64,
     next_seqs: Vec<u64>,
 }
+
+/// How far ahead of "now" a run (open, resume) begins. The encoders are asked for a
+/// keyframe at that instant; since no source has captured a frame that late yet, the
+/// request is sure to reach every encoder before that frame does, and every video track
+/// starts on a keyframe within one frame of the logged time even on a loaded machine.
+/// (Asking for a keyframe at "now" raced the frames already queued in the encoders: on
+/// a busy box a track could start two frames late.)
+const GATE_LEAD_NS: i64 = 200_000_000;
 
 /// Runs the hearings of this courtroom.
 pub struct HearingService {
@@ -135,6 +146,14 @@ impl HearingService {
             fsync_interval_ns: self.cfg.recording.fsync_interval_ms as i64 * 1_000_000,
             disk_reserve_bytes: self.cfg.recording.disk_reserve_bytes,
         }
+    }
+
+    /// "Now" on the hearing's media timeline, never before the current run began (an
+    /// action within `GATE_LEAD_NS` of an open or resume is logged at its start).
+    fn now_media(&self, a: &Active) -> Result<i64> {
+        Ok(a.timebase
+            .media_ns(self.running_time()?)
+            .max(a.run_start_ns))
     }
 
     fn running_time(&self) -> Result<i64> {
@@ -268,10 +287,11 @@ impl HearingService {
                 a.id
             );
         }
-        let rt = self.running_time()?;
+        // Media time 0 is where recording begins (see `GATE_LEAD_NS`).
+        let rt = self.running_time()? + GATE_LEAD_NS;
         let timebase = Timebase {
             base_rt_ns: rt,
-            wall_at_base_unix_ns: unix_ns(chrono::Utc::now()),
+            wall_at_base_unix_ns: unix_ns(chrono::Utc::now()) + GATE_LEAD_NS,
         };
         let (log, _, _) =
             HearingLog::open(self.data.hearing(id), self.index.clone(), self.key.clone())?;
@@ -282,10 +302,12 @@ impl HearingService {
             log,
             timebase,
             session: None,
+            run_start_ns: 0,
             next_seqs: vec![1; self.specs.len()],
         };
         let start = self.start_session(&mut a)?;
         let mut ev = self.event(id, EventKind::Open);
+        ev.wall_time = format_wall(a.timebase.wall(start));
         ev.media_time_ns = Some(start);
         ev.actor = Some(actor.to_string());
         let doc = match append(&a.log, ev) {
@@ -302,12 +324,9 @@ impl HearingService {
         Ok(doc)
     }
 
-    /// Starts recording every track from now and returns "now" on the media timeline,
-    /// which the caller logs as the event's time. The session gets every frame stamped
-    /// at or after "now", including those that reached the router a moment before the
-    /// clock read it (see `recorder::Router`); then the encoders are asked for a
-    /// keyframe there (an encoder that just made one on its own will not make another,
-    /// and that one is recorded).
+    /// Starts recording every track `GATE_LEAD_NS` from now and returns that instant on
+    /// the media timeline, which the caller logs as the event's time. The session gets
+    /// every frame stamped at or after it; the encoders are asked for a keyframe there.
     fn start_session(&self, a: &mut Active) -> Result<i64> {
         let s = Arc::new(Session::start(
             &a.id,
@@ -323,10 +342,11 @@ impl HearingService {
         ));
         let recent = self.router.install(s.clone());
         a.session = Some(s.clone());
-        let rt = self.running_time()?;
+        let rt = self.running_time()? + GATE_LEAD_NS;
         let start = a.timebase.media_ns(rt);
         s.begin(start, recent);
         self.capture.request_keyframes(rt);
+        a.run_start_ns = start;
         Ok(start)
     }
 
@@ -378,7 +398,7 @@ impl HearingService {
             return Err(Self::transition_error(&doc, "recess"));
         }
         let a = self.active_for(&mut active, id, &doc, "recess")?;
-        let at = a.timebase.media_ns(self.running_time()?);
+        let at = self.now_media(a)?;
         let mut ev = self.event(id, EventKind::Recess);
         ev.media_time_ns = Some(at);
         ev.actor = Some(actor.to_string());
@@ -399,6 +419,7 @@ impl HearingService {
         let a = self.active_for(&mut active, id, &doc, "resume")?;
         let start = self.start_session(a)?;
         let mut ev = self.event(id, EventKind::Resume);
+        ev.wall_time = format_wall(a.timebase.wall(start));
         ev.media_time_ns = Some(start);
         ev.actor = Some(actor.to_string());
         if let Err(e) = append(&a.log, ev) {
@@ -416,7 +437,7 @@ impl HearingService {
             return Err(Self::transition_error(&doc, "close"));
         }
         let a = self.active_for(&mut active, id, &doc, "close")?;
-        let at = a.timebase.media_ns(self.running_time()?);
+        let at = self.now_media(a)?;
         let mut ev = self.event(id, EventKind::Close);
         ev.media_time_ns = Some(at);
         ev.actor = Some(actor.to_string());
@@ -442,7 +463,7 @@ impl HearingService {
         }
         let a = self.active_for(&mut active, id, &doc, "mark")?;
         let mut ev = self.event(id, EventKind::Mark);
-        ev.media_time_ns = Some(a.timebase.media_ns(self.running_time()?));
+        ev.media_time_ns = Some(self.now_media(a)?);
         ev.actor = Some(actor.to_string());
         ev.text = Some(text.trim().to_string());
         append(&a.log, ev)
@@ -458,7 +479,7 @@ impl HearingService {
         ev.media_time_ns = self
             .capture
             .running_time_ns()
-            .map(|rt| a.timebase.media_ns(rt));
+            .map(|rt| a.timebase.media_ns(rt).max(a.run_start_ns));
         ev.source = Some(source.to_string());
         ev.text = Some(text.to_string());
         append(&a.log, ev).map(|_| ())
@@ -569,6 +590,7 @@ impl HearingService {
             recovered.push(h.id.clone());
             if i + 1 == n {
                 let mut a = Active {
+                    run_start_ns: 0,
                     id: h.id.clone(),
                     log: Arc::new(Mutex::new(log)),
                     timebase,
