@@ -254,3 +254,110 @@ pub fn check(data_dir: &std::path::Path, repair: bool) -> Result<(), String> {
         )
     }
 }
+
+/// `courtrec verify`: prints the report (text or JSON) and exits with its code.
+pub fn verify(
+    path: &std::path::Path,
+    keys: &[String],
+    lists: &[std::path::PathBuf],
+    json: bool,
+) -> std::process::ExitCode {
+    use crate::archive::verify;
+    let trust = match verify::Trust::load(keys, lists) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("courtrec verify: {e}");
+            return std::process::ExitCode::from(verify::Problem::Unusable.exit_code() as u8);
+        }
+    };
+    let report = verify::verify(path, &trust);
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("courtrec verify: {e}"),
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    std::process::ExitCode::from(report.exit_code as u8)
+}
+
+/// `courtrec export`: makes a bundle from the data folder, signing the export event
+/// with this box's key.
+#[allow(clippy::too_many_arguments)]
+pub fn export(
+    cfg: &crate::config::Config,
+    data_dir: &std::path::Path,
+    hearing: &str,
+    out: &std::path::Path,
+    from: Option<&str>,
+    to: Option<&str>,
+    tracks: Vec<String>,
+    actor: Option<String>,
+) -> Result<(), String> {
+    use crate::archive::{DataDir, bundle, manifest};
+    if hearing.is_empty()
+        || !hearing
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(format!("{hearing:?} is not a hearing id"));
+    }
+    let data = DataDir::new(data_dir);
+    let dir = data.hearing(hearing);
+    if !dir.manifest().is_file() {
+        return Err(format!(
+            "no hearing {hearing} in {} (list them with `courtrec hearing list`)",
+            data.hearings().display()
+        ));
+    }
+    let key_path = cfg.device.key_path(data_dir);
+    if !key_path.is_file() {
+        return Err(format!(
+            "no device key at {}: exports are signed with the key that signed the hearing",
+            key_path.display()
+        ));
+    }
+    let device_id = std::fs::read_to_string(data.root.join("device-id"))
+        .map_err(|e| format!("reading the device id in {}: {e}", data.root.display()))?;
+    let key = crate::archive::signing::DeviceKey::load_or_create(
+        &key_path,
+        &format!("courtrec/{}", device_id.trim()),
+    )
+    .map_err(|e| e.to_string())?;
+    let m = manifest::read(&dir.manifest()).map_err(|e| e.to_string())?;
+    let doc =
+        crate::archive::index::HearingDoc::from_entries(&m.entries).map_err(|e| e.to_string())?;
+    let from_ns = from
+        .map(|t| bundle::parse_time(t, &doc.events))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let to_ns = to
+        .map(|t| bundle::parse_time(t, &doc.events))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let actor = actor.unwrap_or_else(|| {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into());
+        format!("cli:{user}")
+    });
+    let req = bundle::ExportRequest {
+        from_ns,
+        to_ns,
+        tracks,
+        actor,
+    };
+    let s = bundle::export(&dir.root, out, &req, std::sync::Arc::new(key))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "exported {} segment(s), {} bytes, of tracks {} from hearing {} to {}",
+        s.segments,
+        s.bytes,
+        s.tracks.join(", "),
+        s.hearing_id,
+        s.out
+    );
+    println!("check it with: courtrec verify {}", s.out);
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! The `courtrec` command: the daemon (`serve`), its thin API client (`hearing ...`),
-//! and offline tools (`check`, `pipeline`, `hash-password`).
+//! and offline tools (`check`, `verify`, `export`, `key`, `pipeline`, `hash-password`).
 
 use clap::{Parser, Subcommand};
 use courtrec::config::Config;
@@ -58,6 +58,50 @@ enum Cmd {
     Key {
         #[command(subcommand)]
         cmd: KeyCmd,
+    },
+    /// Verifies a hearing folder or an export bundle offline: signatures, checkpoints,
+    /// every segment's hash, sequence and gaps. Exit codes: 0 complete and unmodified,
+    /// 10 modified, 11 missing or reordered, 12 unexplained gap, 13 not sealed,
+    /// 14 bad signature or untrusted signer, 15 unusable input.
+    Verify {
+        /// A hearing folder (DATA/hearings/<id>) or an export bundle's folder.
+        path: PathBuf,
+        /// A trusted verifier key (as `courtrec key show` prints it), or a file holding
+        /// one. Repeatable.
+        #[arg(long)]
+        key: Vec<String>,
+        /// A court's list of trusted verifier keys, one per line. Repeatable.
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// Prints the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exports a closed hearing, or a clip of it, to a bundle folder that proves itself
+    /// (see `courtrec verify`). Works on the data folder directly; the export is logged
+    /// in the hearing.
+    Export {
+        /// Hearing id.
+        hearing: String,
+        /// The bundle folder to create (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Start of a clip: HH:MM:SS from the open, or an RFC 3339 date and time.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of a clip (same forms as --from).
+        #[arg(long)]
+        to: Option<String>,
+        /// Tracks to export, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        tracks: Vec<String>,
+        /// Who exports, for the hearing's log (default: the login user).
+        #[arg(long = "as")]
+        actor: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Prints the GStreamer pipeline the config builds.
     Pipeline {
@@ -123,6 +167,36 @@ fn main() -> ExitCode {
             println!("verifier:    {}", v.to_vkey());
             println!("fingerprint: {}", v.fingerprint());
             Ok(())
+        }),
+        Cmd::Verify {
+            path,
+            key,
+            ca,
+            json,
+        } => {
+            return courtrec::cli::verify(&path, &key, &ca, json);
+        }
+        Cmd::Export {
+            hearing,
+            out,
+            from,
+            to,
+            tracks,
+            actor,
+            config,
+            data_dir,
+        } => load(&config).and_then(|cfg| {
+            let dir = data_dir.unwrap_or(cfg.server.data_dir.clone());
+            courtrec::cli::export(
+                &cfg,
+                &dir,
+                &hearing,
+                &out,
+                from.as_deref(),
+                to.as_deref(),
+                tracks,
+                actor,
+            )
         }),
         Cmd::Pipeline { config } => load(&config).map(|cfg| {
             println!("{}", courtrec::capture::pipeline::describe(&cfg).text());

@@ -202,6 +202,7 @@ mod tests {
             source: None,
             gap_from_ns: None,
             gap_to_ns: None,
+            tracks: None,
             meta: None,
         })
     }

@@ -10,7 +10,9 @@
 //!   metadata; events and segments follow in the order they happened.
 //! - `tracks/<track>/<seq>.ts`: the MPEG-TS segments of each track.
 
+pub mod bundle;
 pub mod check;
+pub mod checkpoint;
 pub mod index;
 pub mod log;
 pub mod manifest;
@@ -18,6 +20,7 @@ pub mod merkle;
 pub mod records;
 pub mod signing;
 pub mod ts;
+pub mod verify;
 
 use crate::error::{Error, Result};
 use std::fs::{self, File};

@@ -61,6 +61,9 @@ pub enum EventKind {
     DeviceRestored,
     /// The daemon restarted after a crash and resumed the hearing; covers the gap.
     Recovery,
+    /// Someone exported the hearing or a clip of it (chain of custody). The only kind
+    /// written after the close.
+    Export,
 }
 
 /// Metadata carried by the `created` event.
@@ -96,7 +99,8 @@ pub struct EventRecord {
     /// The device a fault or restoration is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// For `recovery`: the media time range that was lost.
+    /// For `recovery`: the media time range that was lost. For `export`: the range
+    /// exported (absent: the whole hearing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap_from_ns: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +108,9 @@ pub struct EventRecord {
     /// For `created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<HearingMeta>,
+    /// For `export`: the tracks exported (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -136,6 +136,7 @@ impl HearingService {
             source: None,
             gap_from_ns: None,
             gap_to_ns: None,
+            tracks: None,
             meta: None,
         }
     }
@@ -293,8 +294,11 @@ impl HearingService {
             base_rt_ns: rt,
             wall_at_base_unix_ns: unix_ns(chrono::Utc::now()) + GATE_LEAD_NS,
         };
-        let (log, _, _) =
-            HearingLog::open(self.data.hearing(id), self.index.clone(), self.key.clone())?;
+        let (log, _, _) = HearingLog::open(
+            self.data.hearing(id),
+            Some(self.index.clone()),
+            self.key.clone(),
+        )?;
         let log = Arc::new(Mutex::new(log));
         self.capture.set_caption(&doc.meta.case_number);
         let mut a = Active {
@@ -523,7 +527,7 @@ impl HearingService {
         for (i, h) in unclosed.into_iter().enumerate() {
             let dir = self.data.hearing(&h.id);
             let (mut log, entries, torn) =
-                HearingLog::open(dir.clone(), self.index.clone(), self.key.clone())?;
+                HearingLog::open(dir.clone(), Some(self.index.clone()), self.key.clone())?;
             for e in &entries {
                 if let Record::Segment(s) = &e.record {
                     self.index.put_segment(s)?;

@@ -541,6 +541,7 @@ mod tests {
             source: None,
             gap_from_ns: None,
             gap_to_ns: None,
+            tracks: None,
             meta: Some(HearingMeta {
                 case_number: "1".into(),
                 title: "t".into(),
