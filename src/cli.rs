@@ -266,7 +266,7 @@ pub fn verify(
     let trust = match verify::Trust::load(keys, lists) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("courtrec verify: {e}");
+            println!("RESULT: {}: {e}", verify::Problem::Unusable.label());
             return std::process::ExitCode::from(verify::Problem::Unusable.exit_code() as u8);
         }
     };

@@ -386,6 +386,10 @@ fn verify_hearing(dir: &Path, trust: &Trust, r: &mut Report) {
     let mut lines = Vec::with_capacity(raw.len());
     let mut prev_hash = super::manifest::GENESIS_PREV.to_string();
     let mut parse_failures = 0usize;
+    // Lines out of place: the signed roots then differ because of that, not an edit.
+    let mut reordered = false;
+    let line_hashes: std::collections::HashSet<String> =
+        raw.iter().map(|l| super::sha256_hex(l)).collect();
     for (i, l) in raw.iter().enumerate() {
         let entry: Option<Entry> = serde_json::from_slice(l).ok();
         match &entry {
@@ -397,18 +401,31 @@ fn verify_hearing(dir: &Path, trust: &Trust, r: &mut Report) {
                     format!("line {} is not a manifest record", i + 1),
                 );
             }
-            Some(e) => {
-                if e.n != i as u64 {
+            Some(e) if e.n != i as u64 => {
+                reordered = true;
+                r.problem(
+                    Problem::MissingOrReordered,
+                    Some(MANIFEST),
+                    format!(
+                        "line {} is numbered {}: lines were removed, added or reordered",
+                        i + 1,
+                        e.n + 1
+                    ),
+                );
+            }
+            Some(e) if e.prev != prev_hash => {
+                // Chained to a line that is elsewhere in the file: moved, not edited.
+                if line_hashes.contains(&e.prev) {
+                    reordered = true;
                     r.problem(
                         Problem::MissingOrReordered,
                         Some(MANIFEST),
                         format!(
-                            "line {} says it is entry {}: lines were removed, added or reordered",
-                            i + 1,
-                            e.n
+                            "line {} was written after another line than the one before it: lines were reordered",
+                            i + 1
                         ),
                     );
-                } else if e.prev != prev_hash {
+                } else {
                     r.problem(
                         Problem::Modified,
                         Some(MANIFEST),
@@ -419,6 +436,7 @@ fn verify_hearing(dir: &Path, trust: &Trust, r: &mut Report) {
                     );
                 }
             }
+            Some(_) => {}
         }
         prev_hash = super::sha256_hex(l);
         lines.push(Line {
@@ -474,7 +492,11 @@ fn verify_hearing(dir: &Path, trust: &Trust, r: &mut Report) {
         }
         if merkle::root(&leaves[..cp.size as usize]) != cp.root {
             r.problem(
-                Problem::Modified,
+                if reordered {
+                    Problem::MissingOrReordered
+                } else {
+                    Problem::Modified
+                },
                 Some(&file),
                 format!(
                     "the manifest's first {} lines are not what was signed: a line between {} and {} was edited, removed, inserted or reordered",

@@ -431,3 +431,37 @@ pub fn alarm_keys(d: &Daemon, token: &str) -> Vec<String> {
         .map(|a| a["key"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Runs `courtrec verify` and returns its exit code and report.
+pub fn verify(path: &Path, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(bin())
+        .arg("verify")
+        .args(extra)
+        .arg(path)
+        .output()
+        .expect("run courtrec verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("panicked"),
+        "verify must never panic: {text}"
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Copies a folder tree (a hearing or a bundle) to a fresh place.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
