@@ -289,6 +289,21 @@ fn sigkill_loses_at_most_one_second_and_the_hearing_resumes() {
     d.kill9();
     let killed_media = killed_wall - opened_wall;
 
+    // Straight after the crash, verify says what is covered by signatures and what
+    // only by hashes, and that the hearing is not sealed.
+    let folder = data.join("hearings").join(&id);
+    let (code, text) = verify(&folder, &[]);
+    assert_eq!(code, 13, "a crashed hearing is unsealed:\n{text}");
+    assert!(text.contains("no close event"), "{text}");
+    assert!(
+        text.contains("after the last signed checkpoint") || text.contains("covering"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not in the manifest"),
+        "segments being written at the kill are named:\n{text}"
+    );
+
     let restarted = Instant::now();
     d.restart();
     let clerk = d.login("clerk", "demo");
@@ -324,6 +339,13 @@ fn sigkill_loses_at_most_one_second_and_the_hearing_resumes() {
         None,
     );
     d.stop();
+
+    // Closed after the recovery, it verifies, and the report names the recovery.
+    let (code, text) = verify(&folder, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("recovery at"), "{text}");
+    assert!(text.contains("recorded as partial"), "{text}");
+    assert!(text.contains("explained by the recovery event"), "{text}");
 
     let records = manifest(&data, &id);
     for track in ["cam1", "cam3", "mic2", "composite"] {

@@ -38,6 +38,11 @@ pub const KEYFRAME_WAIT_NS: i64 = 5_000_000_000;
 /// monitor notices a failure within a few seconds).
 pub const FAULT_LAG_NS: i64 = 5_000_000_000;
 
+/// How much before a recovery's `gap_from` (the end of the last durable segment of any
+/// track) a track may have stopped: a crash loses what was still in the encoders (the
+/// composite lags the cameras by its mixing latency) and not yet made durable.
+pub const CRASH_LAG_NS: i64 = 2_000_000_000;
+
 /// What kind of problem a finding is. The exit code is that of the most serious one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -963,6 +968,9 @@ struct Excuse {
     from_ns: i64,
     to_ns: i64,
     why: String,
+    /// Extra time every track may take to come back after `to_ns` (a restarted
+    /// pipeline warms up before the first composite frame).
+    settle_ns: i64,
 }
 
 fn fmt_t(ns: i64) -> String {
@@ -1013,6 +1021,7 @@ pub(crate) fn check_timeline(
             EventKind::Resume | EventKind::Close => {
                 if let Some((from, rec)) = recess_from.take() {
                     excuses.push(Excuse {
+                        settle_ns: 0,
                         from_ns: from,
                         to_ns: t,
                         why: format!(
@@ -1031,8 +1040,9 @@ pub(crate) fn check_timeline(
             EventKind::Recovery => {
                 if let (Some(a), Some(b)) = (ev.gap_from_ns, ev.gap_to_ns) {
                     excuses.push(Excuse {
-                        from_ns: a,
+                        from_ns: a - CRASH_LAG_NS,
                         to_ns: b,
+                        settle_ns: KEYFRAME_WAIT_NS,
                         why: format!(
                             "the recovery event at {} (the recorder was down {} to {})",
                             fmt_t(t),
@@ -1058,6 +1068,7 @@ pub(crate) fn check_timeline(
                 let src = ev.source.clone().unwrap_or_default();
                 if let Some((from, f)) = faults.remove(&src) {
                     excuses.push(Excuse {
+                        settle_ns: 0,
                         from_ns: from - FAULT_LAG_NS,
                         to_ns: t,
                         why: format!(
@@ -1073,6 +1084,7 @@ pub(crate) fn check_timeline(
     }
     for (src, (from, f)) in faults {
         excuses.push(Excuse {
+            settle_ns: 0,
             from_ns: from - FAULT_LAG_NS,
             to_ns: i64::MAX,
             why: format!(
@@ -1167,7 +1179,8 @@ pub(crate) fn check_timeline(
             let covering: Vec<&Excuse> = excuses
                 .iter()
                 .filter(|x| {
-                    x.from_ns <= from + GAP_TOLERANCE_NS && x.to_ns.saturating_add(wait) >= to
+                    x.from_ns <= from + GAP_TOLERANCE_NS
+                        && x.to_ns.saturating_add(wait.max(x.settle_ns)) >= to
                 })
                 .collect();
             match covering.first() {

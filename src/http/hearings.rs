@@ -1,4 +1,4 @@
-//! Hearing endpoints: create, list, get, open, recess, resume, close, marks.
+//! Hearing endpoints: create, list, get, open, recess, resume, close, marks, exports.
 
 use super::auth::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
@@ -278,4 +278,104 @@ pub async fn mark(
     })
     .await?;
     Ok((StatusCode::CREATED, v))
+}
+
+/// `POST /api/v1/hearings/{id}/exports`: what to export (all fields optional).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// `HH:MM:SS` from the open, or an RFC 3339 time.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    #[serde(default)]
+    pub tracks: Vec<String>,
+}
+
+/// Makes an export bundle of a closed hearing (judges, admins); logged in the hearing.
+pub async fn export(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExportBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(&[Judge, Admin], "export hearings")?;
+    valid_id(&id)?;
+    let h = st.hearings.clone();
+    let (export_id, s) = blocking(move || {
+        use crate::archive::bundle::{ExportRequest, parse_time};
+        let doc = h.get(&id)?;
+        let time = |t: Option<String>| t.map(|t| parse_time(&t, &doc.events)).transpose();
+        let req = ExportRequest {
+            from_ns: time(body.from)?,
+            to_ns: time(body.to)?,
+            tracks: body.tracks,
+            actor: caller.user.clone(),
+        };
+        h.export(&id, req)
+    })
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "export_id": export_id,
+            "hearing_id": s.hearing_id,
+            "segments": s.segments,
+            "bytes": s.bytes,
+            "tracks": s.tracks,
+            "download": format!("/api/v1/exports/{export_id}"),
+        })),
+    ))
+}
+
+/// Streams an export bundle as a tar archive (`tar xf` it, then `courtrec verify`).
+pub async fn download(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(export_id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    caller.require(&[Judge, Admin], "download exports")?;
+    let dir = st.hearings.export_dir(&export_id)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(8);
+    let name = export_id.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let w = std::io::BufWriter::with_capacity(1 << 18, ChannelWriter { tx: tx.clone() });
+        let mut b = tar::Builder::new(w);
+        let res = b
+            .append_dir_all(&name, &dir)
+            .and_then(|_| b.into_inner())
+            .and_then(|mut w| w.flush());
+        if let Err(e) = res {
+            tracing::warn!(export = %name, "streaming export failed: {e}");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    axum::response::Response::builder()
+        .header("content-type", "application/x-tar")
+        .header(
+            "content-disposition",
+            format!("attachment; filename=\"{export_id}.tar\""),
+        )
+        .body(body)
+        .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
+}
+
+/// Hands what the tar writer produces to the response body; blocks while the client
+/// is slower than the disk (the channel is small), so memory stays bounded.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(axum::body::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -157,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .route("/hearings/{id}/resume", post(hearings::resume))
         .route("/hearings/{id}/close", post(hearings::close))
         .route("/hearings/{id}/marks", post(hearings::mark))
+        .route("/hearings/{id}/exports", post(hearings::export))
+        .route("/exports/{export_id}", get(hearings::download))
         .fallback(not_found);
     Router::new()
         .route("/", get(index_page))

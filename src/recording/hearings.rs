@@ -181,6 +181,58 @@ impl HearingService {
             .ok_or_else(|| err!(NotFound, "no hearing with id '{id}'"))
     }
 
+    /// Exports a closed hearing (or a clip) to `DATA/exports/<export id>/` as a bundle
+    /// (see `archive::bundle`); the export is logged in the hearing as `actor`'s.
+    pub fn export(
+        &self,
+        id: &str,
+        req: crate::archive::bundle::ExportRequest,
+    ) -> Result<(String, crate::archive::bundle::ExportSummary)> {
+        let doc = self.get(id)?;
+        if doc.state != HearingState::Closed {
+            bail!(
+                Conflict,
+                "hearing {id} is {}: close it first (exports are made from the sealed record)",
+                doc.state.as_str()
+            );
+        }
+        let Some(key) = self.key.clone() else {
+            bail!(
+                Unavailable,
+                "this box has no device key to sign the export with"
+            );
+        };
+        let export_id = format!(
+            "{}-{}",
+            id,
+            uuid::Uuid::now_v7()
+                .simple()
+                .to_string()
+                .get(20..)
+                .unwrap_or("x")
+        );
+        let out = self.data.root.join("exports").join(&export_id);
+        let summary = crate::archive::bundle::export(&self.data.hearing(id).root, &out, &req, key)?;
+        // The export event is in the manifest: bring the index's doc up to date.
+        HearingLog::open(self.data.hearing(id), Some(self.index.clone()), None)?;
+        self.flush_index();
+        Ok((export_id, summary))
+    }
+
+    /// The folder of an export made by [`Self::export`], if it exists.
+    pub fn export_dir(&self, export_id: &str) -> Result<std::path::PathBuf> {
+        let ok = !export_id.is_empty()
+            && export_id.len() <= 100
+            && export_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let dir = self.data.root.join("exports").join(export_id);
+        if !ok || !dir.join("bundle.json").is_file() {
+            bail!(NotFound, "no export with id '{export_id}'");
+        }
+        Ok(dir)
+    }
+
     /// Hearings, newest first, optionally only those whose case number contains `case`.
     pub fn list(&self, case: Option<&str>) -> Result<Vec<HearingDoc>> {
         let mut v: Vec<HearingDoc> = self
@@ -558,13 +610,20 @@ impl HearingService {
                 wall_at_base_unix_ns: wall_at_base,
             };
             let was_open = doc.state == HearingState::Open;
+            let resumed = was_open && i + 1 == n;
             let mut ev = self.event(&h.id, EventKind::Recovery);
             ev.media_time_ns = Some(now_media);
             if was_open {
                 ev.gap_from_ns = Some(last_end);
-                ev.gap_to_ns = Some(now_media.max(last_end));
+                // A resumed run begins `GATE_LEAD_NS` after now (within milliseconds:
+                // `start_session` reads the clock again just after this is logged).
+                let resume_at = if resumed {
+                    now_media + GATE_LEAD_NS
+                } else {
+                    now_media
+                };
+                ev.gap_to_ns = Some(resume_at.max(last_end));
             }
-            let resumed = was_open && i + 1 == n;
             ev.text = Some(format!(
                 "courtrec restarted after an unclean stop; {adopted} segment(s) cut off by it were recorded as partial{}{}",
                 if torn > 0 {

@@ -204,6 +204,18 @@ impl Daemon {
         )
     }
 
+    /// GET returning the raw bytes (downloads).
+    pub fn download(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        let r = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .expect("request");
+        let st = r.status().as_u16();
+        (st, r.bytes().map(|b| b.to_vec()).unwrap_or_default())
+    }
+
     pub fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
         let (st, v) = self.call(method, path, Some(token), body);
         assert!((200..300).contains(&st), "{method} {path}: {st} {v}");
