@@ -260,10 +260,11 @@ pub fn verify(
     path: &std::path::Path,
     keys: &[String],
     lists: &[std::path::PathBuf],
+    tsa_ca: &[std::path::PathBuf],
     json: bool,
 ) -> std::process::ExitCode {
     use crate::archive::verify;
-    let trust = match verify::Trust::load(keys, lists) {
+    let trust = match verify::Trust::load(keys, lists, tsa_ca) {
         Ok(t) => t,
         Err(e) => {
             println!("RESULT: {}: {e}", verify::Problem::Unusable.label());

@@ -72,12 +72,31 @@ impl Default for Server {
 }
 
 /// This box's identity for signing hearings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Device {
     /// The Ed25519 private key (created on first start, mode 0600). Default:
     /// `device.key` in the data folder.
     pub key_path: Option<PathBuf>,
+    /// An RFC 3161 time-stamping authority (`http://...`). When set, each hearing's
+    /// final checkpoint (and, every `tsa_interval_s`, the latest checkpoint of the open
+    /// hearing) gets a trusted timestamp, stored beside it as `<size>.tsr`.
+    pub tsa_url: Option<String>,
+    /// Timestamp the open hearing's latest checkpoint this often (0: only the final one).
+    pub tsa_interval_s: u64,
+    /// Retry an unreachable TSA this often.
+    pub tsa_retry_s: u64,
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device {
+            key_path: None,
+            tsa_url: None,
+            tsa_interval_s: 3600,
+            tsa_retry_s: 60,
+        }
+    }
 }
 
 impl Device {
@@ -368,6 +387,20 @@ impl Config {
             {
                 *k = base.join(&*k);
             }
+        }
+        if let Some(url) = &cfg.device.tsa_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(fail(
+                text.find("tsa_url").unwrap_or(0),
+                format!("field `device.tsa_url`: {url:?} is not an http:// or https:// URL"),
+            ));
+        }
+        if cfg.device.tsa_retry_s == 0 {
+            return Err(fail(
+                text.find("tsa_retry_s").unwrap_or(0),
+                "field `device.tsa_retry_s`: must be at least 1".into(),
+            ));
         }
         if !is_safe_id(&cfg.courtroom.id) {
             return Err(fail(

@@ -14,3 +14,4 @@ pub mod http;
 pub mod monitor;
 pub mod recording;
 pub mod serve;
+pub mod timestamp;

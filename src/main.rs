@@ -73,6 +73,10 @@ enum Cmd {
         /// A court's list of trusted verifier keys, one per line. Repeatable.
         #[arg(long)]
         ca: Vec<PathBuf>,
+        /// Certificate (PEM) of a trusted time-stamping authority: timestamp tokens
+        /// are then checked with `openssl ts -verify`. Repeatable.
+        #[arg(long)]
+        tsa_ca: Vec<PathBuf>,
         /// Prints the report as JSON.
         #[arg(long)]
         json: bool,
@@ -172,9 +176,10 @@ fn main() -> ExitCode {
             path,
             key,
             ca,
+            tsa_ca,
             json,
         } => {
-            return courtrec::cli::verify(&path, &key, &ca, json);
+            return courtrec::cli::verify(&path, &key, &ca, &tsa_ca, json);
         }
         Cmd::Export {
             hearing,

@@ -30,7 +30,8 @@ pub enum Severity {
 pub struct Alarm {
     /// Stable key, e.g. `camera_lost:cam2`.
     pub key: String,
-    /// Kind, e.g. `camera_lost`, `mic_silent`, `disk_low`, `hearing_not_opened`, `recording_failed`.
+    /// Kind, e.g. `camera_lost`, `mic_silent`, `disk_low`, `hearing_not_opened`,
+    /// `recording_failed`, `signing_failed`.
     pub code: String,
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +72,19 @@ impl Alarms {
                 .cmp(&(b.severity != Severity::Critical, &b.key))
         });
         v
+    }
+
+    /// Raises an alarm reported by a subsystem (kept until it clears it).
+    pub fn raise(&self, a: Alarm) {
+        if let Ok(mut r) = self.reported.lock() {
+            r.entry(a.key.clone()).or_insert(a);
+        }
+    }
+
+    pub fn clear(&self, key: &str) {
+        if let Ok(mut r) = self.reported.lock() {
+            r.remove(key);
+        }
     }
 
     fn set_conditions(&self, mut fresh: BTreeMap<String, Alarm>) {
@@ -259,6 +273,17 @@ fn evaluate(
             },
         );
     };
+    if let Some(e) = hearings.checkpoint_error() {
+        add(
+            "signing_failed",
+            Severity::Critical,
+            None,
+            format!("The recording cannot be sealed with the box's signature: {e}"),
+            format!("录像无法加盖设备签名：{e}"),
+            "Recording continues and every segment is still hashed. Call court IT now (usually the disk is full).",
+            "录制仍在继续，每个片段仍有哈希值。请立即联系技术人员（通常是磁盘已满）。",
+        );
+    }
     let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
     let grace = started.elapsed() > Duration::from_secs(5).max(lost_after);
     for s in status.snapshot() {
@@ -372,4 +397,23 @@ fn evaluate(
         }
     }
     out
+}
+
+/// The trusted-timestamp authority cannot be reached (see `timestamp`).
+pub fn tsa_alarm(url: &str, error: &str) -> Alarm {
+    Alarm {
+        key: "tsa_unreachable".into(),
+        code: "tsa_unreachable".into(),
+        severity: Severity::Warning,
+        source: None,
+        message: format!(
+            "The time-stamping service cannot be reached ({url}): {error}. Hearings are still recorded and sealed."
+        ),
+        message_zh: format!("无法连接时间戳服务（{url}）。庭审仍在正常录制和封存。"),
+        action:
+            "Nothing to do in the courtroom; courtrec retries by itself. Tell court IT if it lasts."
+                .into(),
+        action_zh: "法庭内无需操作，系统会自动重试。如持续存在，请告知技术人员。".into(),
+        since: now(),
+    }
 }

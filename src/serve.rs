@@ -59,6 +59,8 @@ pub fn run(cfg: Config) -> Result<()> {
         hearings.clone(),
     );
 
+    crate::timestamp::spawn(cfg.clone(), data.clone(), hearings.clone(), alarms.clone());
+
     let state = AppState {
         cfg: cfg.clone(),
         data_dir: data.root.clone(),

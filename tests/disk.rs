@@ -164,6 +164,11 @@ fn a_full_disk_is_announced_survived_and_logged() {
         "check: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // The hearing verifies: the gap the full disk made is explained by the fault events.
+    let (code, text) = verify(&data.join("hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("explained by the device fault"), "{text}");
+
     let records = manifest(&data, &id);
     for track in ["cam1", "cam2", "mic1", "composite"] {
         for p in files(&data, &id, track) {

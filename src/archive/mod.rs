@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod records;
 pub mod signing;
 pub mod ts;
+pub mod tsa;
 pub mod verify;
 
 use crate::error::{Error, Result};
@@ -96,7 +97,10 @@ impl HearingDir {
 /// Writes a small file so that after a crash either the old or the new content is
 /// there, never a torn mix: write a temporary file, fsync it, rename, fsync the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp` beside it: unique per target, and ignored by every reader.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f =
         File::create(&tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
     f.write_all(bytes)

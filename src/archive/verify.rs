@@ -23,6 +23,7 @@ use super::merkle::{self, Hash};
 use super::records::{Entry, EventKind, EventRecord, Record, SegmentRecord, TrackKind};
 use super::signing::NoteVerifier;
 use serde::Serialize;
+use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,7 @@ use std::path::{Path, PathBuf};
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 /// Media time between consecutive segments (or a run's edge) that counts as a gap.
 pub const GAP_TOLERANCE_NS: i64 = 500_000_000;
-/// How long a camera track may wait for the camera's keyframe after a run starts
+/// How long a video track (camera or composite) may wait for a keyframe after a run starts
 /// (IP cameras recorded without re-encoding start at their next keyframe).
 pub const KEYFRAME_WAIT_NS: i64 = 5_000_000_000;
 /// How late a device fault may be logged after the gap it explains began (the alarm
@@ -127,6 +128,11 @@ pub struct Report {
     pub segments_checked: u64,
     pub bytes_hashed: u64,
     pub tracks: BTreeMap<String, TrackSummary>,
+    /// Trusted timestamps found: (checkpoint tree size, TSA time).
+    pub timestamps: Vec<(u64, String)>,
+    /// TSA certificates to check tokens against (from `Trust`).
+    #[serde(skip)]
+    pub tsa_ca: Vec<PathBuf>,
     /// For a clip: the media range it was cut from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip: Option<(i64, i64)>,
@@ -222,6 +228,14 @@ impl Report {
             self.tree_size.max(self.manifest_lines),
             if self.sealed { "yes" } else { "no" }
         );
+        if !self.timestamps.is_empty() {
+            let ts: Vec<String> = self
+                .timestamps
+                .iter()
+                .map(|(n, t)| format!("{t} (checkpoint {n})"))
+                .collect();
+            let _ = writeln!(s, "trusted timestamps: {}", ts.join(", "));
+        }
         for (name, t) in &self.tracks {
             let _ = writeln!(
                 s,
@@ -261,13 +275,22 @@ impl Report {
 #[derive(Debug, Default, Clone)]
 pub struct Trust {
     pub keys: Vec<NoteVerifier>,
+    /// Certificates (PEM) of the time-stamping authorities the court trusts, for
+    /// `openssl ts -verify`.
+    pub tsa_ca: Vec<PathBuf>,
 }
 
 impl Trust {
     /// Reads `--key` values (a verifier key, or a file holding one) and `--ca` files
     /// (a court's list: one verifier key per line, `#` comments).
-    pub fn load(keys: &[String], lists: &[PathBuf]) -> Result<Trust, String> {
+    pub fn load(keys: &[String], lists: &[PathBuf], tsa_ca: &[PathBuf]) -> Result<Trust, String> {
         let mut t = Trust::default();
+        for ca in tsa_ca {
+            if !ca.is_file() {
+                return Err(format!("--tsa-ca {}: no such file", ca.display()));
+            }
+            t.tsa_ca.push(ca.clone());
+        }
         for k in keys {
             let text = if Path::new(k).is_file() {
                 std::fs::read_to_string(k).map_err(|e| format!("reading key file {k}: {e}"))?
@@ -299,6 +322,7 @@ impl Trust {
 pub fn verify(path: &Path, trust: &Trust) -> Report {
     let mut r = Report {
         path: path.display().to_string(),
+        tsa_ca: trust.tsa_ca.clone(),
         ..Report::default()
     };
     if !path.exists() {
@@ -652,7 +676,10 @@ pub(crate) fn load_checkpoints(
             continue;
         };
         match Checkpoint::parse(&body) {
-            Ok(cp) if cp.size == size => out.push(cp),
+            Ok(cp) if cp.size == size => {
+                check_token(&cp_dir, size, note.as_bytes(), r);
+                out.push(cp)
+            }
             Ok(cp) => r.problem(
                 Problem::MissingOrReordered,
                 Some(&file),
@@ -667,6 +694,92 @@ pub(crate) fn load_checkpoints(
         r.signer_fingerprint = Some(fp);
     }
     out
+}
+
+/// Checks the RFC 3161 token stored beside a checkpoint, if there is one: that it
+/// stamps this note's exact bytes, and (with `--tsa-ca`) the TSA's signature.
+fn check_token(cp_dir: &Path, size: u64, note: &[u8], r: &mut Report) {
+    use super::tsa;
+    let name = Checkpoint::token_name(size);
+    let path = cp_dir.join(&name);
+    let file = format!("checkpoints/{name}");
+    let Ok(der) = std::fs::read(&path) else {
+        return;
+    };
+    let info = (der.len() <= 64 * 1024)
+        .then(|| {
+            tsa::response_status(&der)
+                .filter(|s| *s <= 1)
+                .and(tsa::token_info(&der))
+        })
+        .flatten();
+    let Some(info) = info else {
+        r.problem(
+            Problem::Modified,
+            Some(&file),
+            "is not a granted RFC 3161 timestamp reply",
+        );
+        return;
+    };
+    let digest: [u8; 32] = sha2::Sha256::digest(note).into();
+    if info.imprint != digest {
+        r.problem(
+            Problem::Modified,
+            Some(&file),
+            format!(
+                "the trusted timestamp does not match checkpoint {size}: the checkpoint was rewritten after the TSA stamped it"
+            ),
+        );
+        return;
+    }
+    let time = tsa::gen_time_rfc3339(&info.gen_time);
+    r.timestamps.push((size, time.clone()));
+    if r.tsa_ca.is_empty() {
+        r.note(
+            Some(&file),
+            format!(
+                "trusted timestamp {time} over checkpoint {size}; the TSA's signature was not checked (give --tsa-ca)"
+            ),
+        );
+        return;
+    }
+    let mut last = String::new();
+    for ca in r.tsa_ca.clone() {
+        let out = std::process::Command::new("openssl")
+            .args(["ts", "-verify", "-in"])
+            .arg(&path)
+            .arg("-data")
+            .arg(cp_dir.join(Checkpoint::file_name(size)))
+            .arg("-CAfile")
+            .arg(&ca)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                r.note(
+                    Some(&file),
+                    format!(
+                        "trusted timestamp {time} over checkpoint {size}, signed by a TSA certified by {}",
+                        ca.display()
+                    ),
+                );
+                return;
+            }
+            Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => {
+                r.problem(
+                    Problem::Unusable,
+                    Some(&file),
+                    format!("cannot run openssl to check the TSA's signature: {e}"),
+                );
+                return;
+            }
+        }
+    }
+    r.problem(
+        Problem::BadSignature,
+        Some(&file),
+        format!("the TSA's signature does not verify against --tsa-ca: {last}"),
+    );
 }
 
 fn check_origin(cp: &Checkpoint, r: &mut Report) {
@@ -1159,7 +1272,7 @@ pub(crate) fn check_timeline(
                 break;
             }
         }
-        let wait = if track.kind == TrackKind::Video {
+        let wait = if track.kind != TrackKind::Audio {
             KEYFRAME_WAIT_NS
         } else {
             GAP_TOLERANCE_NS

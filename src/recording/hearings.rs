@@ -541,6 +541,15 @@ impl HearingService {
         append(&a.log, ev).map(|_| ())
     }
 
+    /// Why the active hearing's last checkpoint could not be signed and written, while
+    /// that lasts (an alarm: new segments are then covered by their hashes only).
+    pub fn checkpoint_error(&self) -> Option<String> {
+        let active = self.active.lock().ok()?;
+        let a = active.as_ref()?;
+        let log = a.log.lock().ok()?;
+        log.checkpoint_error().map(str::to_string)
+    }
+
     /// True while a hearing is open and recording (not in recess).
     pub fn is_recording(&self) -> bool {
         self.active
