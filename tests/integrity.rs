@@ -776,9 +776,26 @@ fn judges_export_through_the_api_and_the_download_verifies() {
         "{text}"
     );
 
-    // The export is in the hearing's record, with who did it.
+    // The export is in the hearing's record, with who did it; so is one made with the
+    // CLI on the box while the daemon runs.
+    let out = courtrec(&[
+        "export",
+        &id,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("cli-bundle").to_str().unwrap(),
+        "--as",
+        "it-wang",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &judge, None);
     let ex = events_of(&h, &["export"]);
-    assert_eq!(ex.len(), 1, "{h}");
+    assert_eq!(ex.len(), 2, "{h}");
     assert_eq!(ex[0]["actor"], "judge");
+    assert_eq!(ex[1]["actor"], "it-wang");
 }

@@ -176,9 +176,24 @@ impl HearingService {
     }
 
     pub fn get(&self, id: &str) -> Result<HearingDoc> {
-        self.index
+        let doc = self
+            .index
             .hearing(id)?
-            .ok_or_else(|| err!(NotFound, "no hearing with id '{id}'"))
+            .ok_or_else(|| err!(NotFound, "no hearing with id '{id}'"))?;
+        // `courtrec export` run on the box appends to a closed hearing's manifest
+        // without the index (the daemon holds it); its signed checkpoint tells us.
+        if doc.state == HearingState::Closed {
+            let dir = self.data.hearing(id);
+            let signed = crate::archive::checkpoint::sizes_in(&dir.root.join("checkpoints"))
+                .last()
+                .copied()
+                .unwrap_or(0);
+            if signed > doc.manifest_entries {
+                let (log, _, _) = HearingLog::open(dir, Some(self.index.clone()), None)?;
+                return Ok(log.doc().clone());
+            }
+        }
+        Ok(doc)
     }
 
     /// Exports a closed hearing (or a clip) to `DATA/exports/<export id>/` as a bundle
