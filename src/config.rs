@@ -302,6 +302,8 @@ pub enum TestWave {
     Ticks,
     Sine,
     Silence,
+    /// Pink noise: a level that never holds still, like speech (for meter tests).
+    Noise,
 }
 
 impl TestWave {
@@ -311,6 +313,7 @@ impl TestWave {
             TestWave::Ticks => "ticks",
             TestWave::Sine => "sine",
             TestWave::Silence => "silence",
+            TestWave::Noise => "pink-noise",
         }
     }
 }

@@ -15,3 +15,4 @@ pub mod monitor;
 pub mod recording;
 pub mod serve;
 pub mod timestamp;
+pub mod web;

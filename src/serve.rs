@@ -29,7 +29,13 @@ pub fn run(cfg: Config) -> Result<()> {
     let alarms = Arc::new(Alarms::default());
     let specs = crate::capture::track_specs(&cfg);
     let router = Arc::new(Router::new(specs.len()));
-    let capture = Arc::new(Capture::start(&cfg, router.clone(), sources.clone())?);
+    let previews = Arc::new(crate::capture::Previews::default());
+    let capture = Arc::new(Capture::start(
+        &cfg,
+        router.clone(),
+        sources.clone(),
+        previews.clone(),
+    )?);
     capture.wait_running(Duration::from_secs(10))?;
     // Before resuming a hearing, let every encoder start, so the keyframe request that
     // starts recording is honoured on every track at once.
@@ -67,6 +73,7 @@ pub fn run(cfg: Config) -> Result<()> {
         index: index.clone(),
         hearings: hearings.clone(),
         sources,
+        previews,
         alarms,
         started: chrono::Utc::now(),
     };
@@ -111,6 +118,7 @@ fn announce(
         "courtrec: courtroom '{}' ({}) listening on http://{addr}/",
         cfg.courtroom.name, cfg.courtroom.id
     );
+    println!("  console:  http://{addr}/console  (the clerk's screen)");
     println!("  API:      http://{addr}/api/v1/  (see docs/api.md)");
     println!("  status:   http://{addr}/api/v1/status");
     println!("  data:     {}", data.root.display());

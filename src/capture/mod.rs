@@ -11,7 +11,7 @@ pub mod pipeline;
 use crate::archive::records::{TrackInfo, TrackKind};
 use crate::config::Config;
 use crate::recording::tsmux::StreamType;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One encoded frame. Timestamps are the pipeline's running time when it comes from
@@ -272,5 +272,28 @@ mod tests {
                 "composite"
             ]
         );
+    }
+}
+
+/// The latest preview still (JPEG) of each camera and of the composite, for the clerk's
+/// console. Written by the capture's preview branches, read by the API.
+#[derive(Default)]
+pub struct Previews {
+    stills: Mutex<std::collections::HashMap<String, Still>>,
+}
+
+/// A JPEG and when it was taken.
+pub type Still = (Arc<Vec<u8>>, Instant);
+
+impl Previews {
+    pub fn put(&self, id: &str, jpeg: Vec<u8>) {
+        if let Ok(mut s) = self.stills.lock() {
+            s.insert(id.to_string(), (Arc::new(jpeg), Instant::now()));
+        }
+    }
+
+    /// The latest still of `id` and when it was taken.
+    pub fn get(&self, id: &str) -> Option<Still> {
+        self.stills.lock().ok()?.get(id).cloned()
     }
 }

@@ -34,6 +34,24 @@ const MIC_ALSA: &str = include_str!("../../pipelines/mic-alsa.gst");
 const MIC_PULSE: &str = include_str!("../../pipelines/mic-pulse.gst");
 const MIC_RECORD: &str = include_str!("../../pipelines/mic-record.gst");
 const COMPOSITE: &str = include_str!("../../pipelines/composite.gst");
+const PREVIEW: &str = include_str!("../../pipelines/preview.gst");
+
+/// Preview stills per second (the console polls them; the meters are what moves fast).
+const PREVIEW_RATE: u32 = 2;
+
+/// Fills the preview branch of `id` at `width` pixels wide (even height, same aspect).
+fn preview(id: &str, width: u32, src_w: u32, src_h: u32) -> String {
+    let height = ((width * src_h / src_w.max(1)) / 2 * 2).max(2);
+    fill(
+        PREVIEW,
+        &[
+            ("id", id.to_string()),
+            ("rate", PREVIEW_RATE.to_string()),
+            ("width", width.to_string()),
+            ("height", height.to_string()),
+        ],
+    )
+}
 
 /// Longest wait between two attempts to restart a failed source.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -251,6 +269,7 @@ pub fn describe(cfg: &Config) -> Description {
         } else {
             main.push(fill(CAMERA_RECORD, &vars));
         }
+        main.push(preview(&cam.id, 320, cam.width, cam.height));
         if let Some(pane) = pane_of[i] {
             let (x, y, w, h) = panes[pane];
             vars.push(("pane", pane.to_string()));
@@ -315,6 +334,7 @@ pub fn describe(cfg: &Config) -> Description {
             ("pane_props", pane_props.join(" ")),
         ],
     ));
+    main.push(preview("composite", 640, comp.width, comp.height));
     Description {
         main: main.join("\n"),
         sources,
@@ -479,6 +499,7 @@ impl Capture {
         cfg: &Config,
         sink: Arc<dyn FrameSink>,
         status: Arc<SourceStatus>,
+        previews: Arc<super::Previews>,
     ) -> Result<Capture> {
         gst::init().map_err(|e| Error::new(ErrorKind::Unavailable, format!("GStreamer: {e}")))?;
         let desc = describe(cfg);
@@ -533,6 +554,33 @@ impl Capture {
                     video_sinks.push(appsink.clone());
                 }
                 shared.attach_appsink(&appsink, track, stream, feed);
+            }
+        }
+
+        // Preview stills for the console: the latest JPEG of each camera and the composite.
+        for name in cfg
+            .cameras()
+            .map(|c| c.id.clone())
+            .chain(std::iter::once("composite".to_string()))
+        {
+            if let Some(appsink) = pipeline
+                .by_name(&format!("{name}_preview"))
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            {
+                let previews = previews.clone();
+                appsink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |s| {
+                            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            if let Some(buf) = sample.buffer()
+                                && let Ok(map) = buf.map_readable()
+                            {
+                                previews.put(&name, map.to_vec());
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                );
             }
         }
 

@@ -32,6 +32,7 @@ pub struct AppState {
     pub index: Index,
     pub hearings: Arc<HearingService>,
     pub sources: Arc<SourceStatus>,
+    pub previews: Arc<crate::capture::Previews>,
     pub alarms: Arc<Alarms>,
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -140,16 +141,14 @@ async fn not_found() -> ApiError {
     ApiError(Error::new(ErrorKind::NotFound, "no such endpoint"))
 }
 
-async fn index_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("../../web/index.html"))
-}
-
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/status", get(status::status))
+        .route("/status/events", get(status::events))
+        .route("/previews/{id}", get(status::preview))
         .route("/hearings", post(hearings::create).get(hearings::list))
         .route("/hearings/{id}", get(hearings::get_one))
         .route("/hearings/{id}/open", post(hearings::open))
@@ -161,7 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/exports/{export_id}", get(hearings::download))
         .fallback(not_found);
     Router::new()
-        .route("/", get(index_page))
+        .merge(crate::web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,4 +1,6 @@
-//! `GET /api/v1/status`: what the clerk's console and court IT watch.
+//! `GET /api/v1/status`: what the clerk's console and court IT watch; the same pushed
+//! ten times a second (`/status/events`, server-sent events) for the console's meters;
+//! and the preview stills of the cameras and the composite.
 
 use super::auth::Caller;
 use super::{ApiError, AppState};
@@ -11,6 +13,58 @@ pub async fn status(
     State(st): State<AppState>,
     _caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(snapshot(&st)?))
+}
+
+/// How often `/status/events` pushes the status (the meters move at this rate).
+const PUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `GET /api/v1/status/events`: the status as server-sent events (`event: status`),
+/// ten a second. A client that reads too slowly only misses updates (each is whole).
+pub async fn events(
+    State(st): State<AppState>,
+    _caller: Caller,
+) -> axum::response::sse::Sse<
+    impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio_stream::StreamExt;
+    let mut tick = tokio::time::interval(PUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let stream = tokio_stream::wrappers::IntervalStream::new(tick).map(move |_| {
+        let ev = match snapshot(&st) {
+            Ok(v) => Event::default().event("status").data(v.to_string()),
+            Err(e) => Event::default().event("error").data(e.0.msg),
+        };
+        Ok(ev)
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/v1/previews/{id}`: the latest JPEG still of a camera or of `composite`.
+pub async fn preview(
+    State(st): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::config::UserRole::{Admin, Clerk, Judge};
+    caller.require(&[Clerk, Judge, Admin], "see the camera previews")?;
+    let Some((jpeg, at)) = st.previews.get(&id) else {
+        return Err(ApiError(crate::err!(
+            NotFound,
+            "no preview of '{id}' (yet): the camera ids are in /api/v1/status"
+        )));
+    };
+    axum::response::Response::builder()
+        .header("content-type", "image/jpeg")
+        .header("cache-control", "no-store")
+        .header("x-preview-age-ms", at.elapsed().as_millis().to_string())
+        .body(axum::body::Body::from(jpeg.as_ref().clone()))
+        .map_err(|e| ApiError(crate::err!(Internal, "building the response: {e}")))
+}
+
+/// Everything the status endpoints show.
+fn snapshot(st: &AppState) -> Result<serde_json::Value, ApiError> {
     let lost_after = std::time::Duration::from_millis(st.cfg.alarms.source_lost_ms);
     let sources: Vec<_> = st
         .sources
@@ -44,7 +98,7 @@ pub async fn status(
         None => serde_json::Value::Null,
     };
     let disk = crate::archive::disk_space(&st.data_dir);
-    Ok(Json(json!({
+    Ok(json!({
         "courtroom": { "id": st.cfg.courtroom.id, "name": st.cfg.courtroom.name, "court": st.cfg.courtroom.court },
         "device_id": st.hearings.device_id,
         "started_at": crate::archive::records::format_wall(st.started),
@@ -57,5 +111,5 @@ pub async fn status(
             "alarm_below_bytes": st.cfg.alarms.disk_free_min_bytes,
         },
         "alarms": st.alarms.active(),
-    })))
+    }))
 }
