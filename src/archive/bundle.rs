@@ -386,30 +386,7 @@ pub fn export(
 
 /// An HLS VOD playlist over a track's segments (players read MPEG-TS segments).
 fn playlist(segs: &[&super::records::SegmentRecord]) -> String {
-    let target = segs
-        .iter()
-        .map(|s| s.media_duration_ns.div_ceil(1_000_000_000))
-        .max()
-        .unwrap_or(2)
-        .max(1);
-    let mut p = format!(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
-        segs[0].seq
-    );
-    let mut prev_end: Option<i64> = None;
-    for s in segs {
-        if prev_end.is_some_and(|e| s.media_start_ns - e > verify::GAP_TOLERANCE_NS) {
-            p.push_str("#EXT-X-DISCONTINUITY\n");
-        }
-        p.push_str(&format!(
-            "#EXTINF:{:.3},\n../{}\n",
-            s.media_duration_ns as f64 / 1e9,
-            s.file
-        ));
-        prev_end = Some(s.media_start_ns + s.media_duration_ns as i64);
-    }
-    p.push_str("#EXT-X-ENDLIST\n");
-    p
+    super::playlist::media_playlist(segs, |s| format!("../{}", s.file), true)
 }
 
 fn verify_txt(d: &BundleDesc) -> String {

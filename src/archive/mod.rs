@@ -17,6 +17,7 @@ pub mod index;
 pub mod log;
 pub mod manifest;
 pub mod merkle;
+pub mod playlist;
 pub mod records;
 pub mod signing;
 pub mod ts;

@@ -45,6 +45,8 @@ pub struct TrackView {
     pub segments: u64,
     pub duration_ms: u64,
     pub bytes: u64,
+    /// HLS playlist of the track's segments (VOD once closed, EVENT while recorded).
+    pub playlist_url: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +125,10 @@ impl From<&HearingDoc> for HearingView {
                         segments: s.segments,
                         duration_ms: s.duration_ns / 1_000_000,
                         bytes: s.bytes,
+                        playlist_url: format!(
+                            "/api/v1/hearings/{}/tracks/{}/index.m3u8",
+                            d.id, t.name
+                        ),
                     }
                 })
                 .collect(),
@@ -138,7 +144,7 @@ impl From<&HearingDoc> for HearingView {
 
 /// Hearing ids are made by us; anything else cannot name a hearing (and must never
 /// reach the filesystem as a path).
-fn valid_id(id: &str) -> Result<(), ApiError> {
+pub(crate) fn valid_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod hearings;
+pub mod media;
 pub mod status;
 
 use crate::archive::index::Index;
@@ -157,6 +158,14 @@ pub fn router(state: AppState) -> Router {
         .route("/hearings/{id}/close", post(hearings::close))
         .route("/hearings/{id}/marks", post(hearings::mark))
         .route("/hearings/{id}/exports", post(hearings::export))
+        .route(
+            "/hearings/{id}/tracks/{track}/index.m3u8",
+            get(media::playlist),
+        )
+        .route(
+            "/hearings/{id}/tracks/{track}/{segment}",
+            get(media::segment),
+        )
         .route("/exports/{export_id}", get(hearings::download))
         .fallback(not_found);
     Router::new()

@@ -1,0 +1,176 @@
+//! Recorded media over HTTP for review: per track, an HLS playlist over its segments
+//! and the segments themselves (with byte ranges). Only files the manifest lists are
+//! served, by paths built here from validated names, never from the request.
+
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::archive::HearingDir;
+use crate::archive::index::HearingState;
+use crate::config::UserRole::{Admin, Clerk, Judge};
+use crate::err;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+
+/// The hearing's track named `track`, or 404.
+fn track_of(
+    st: &AppState,
+    id: &str,
+    track: &str,
+) -> Result<crate::archive::index::HearingDoc, ApiError> {
+    super::hearings::valid_id(id)?;
+    let doc = st.hearings.get(id)?;
+    if !doc.meta.tracks.iter().any(|t| t.name == track) {
+        return Err(ApiError(err!(
+            NotFound,
+            "hearing {id} has no track '{track}'"
+        )));
+    }
+    Ok(doc)
+}
+
+/// `GET /api/v1/hearings/{id}/tracks/{track}/index.m3u8`
+pub async fn playlist(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, track)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Clerk, Judge, Admin], "watch recordings")?;
+    let doc = track_of(&st, &id, &track)?;
+    let segs = st.index.segments(&id, &track)?;
+    let refs: Vec<_> = segs.iter().collect();
+    let ended = doc.state == HearingState::Closed;
+    let text =
+        crate::archive::playlist::media_playlist(&refs, |s| format!("{:08}.ts", s.seq), ended);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")
+        .header(
+            header::CACHE_CONTROL,
+            if ended {
+                "private, max-age=60"
+            } else {
+                "no-cache"
+            },
+        )
+        .body(Body::from(text))
+        .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
+}
+
+/// `GET /api/v1/hearings/{id}/tracks/{track}/{seq}.ts`, with `Range` support.
+pub async fn segment(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, track, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require(&[Clerk, Judge, Admin], "watch recordings")?;
+    track_of(&st, &id, &track)?;
+    let seq: u64 = name
+        .strip_suffix(".ts")
+        .filter(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError(err!(NotFound, "no segment '{name}'")))?;
+    let listed = st
+        .index
+        .segments(&id, &track)?
+        .into_iter()
+        .any(|s| s.seq == seq);
+    if !listed {
+        return Err(ApiError(err!(
+            NotFound,
+            "no segment {seq} in track {track}"
+        )));
+    }
+    let path = st
+        .hearings
+        .data
+        .hearing(&id)
+        .root
+        .join(HearingDir::segment_rel(&track, seq));
+    // A symlink planted in the data folder must not lead out of it.
+    let meta = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(|e| ApiError(crate::error::Error::io(format!("segment {seq}"), e)))?;
+    if !meta.file_type().is_file() {
+        return Err(ApiError(err!(
+            NotFound,
+            "segment {seq} is not a regular file"
+        )));
+    }
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError(crate::error::Error::io(format!("reading segment {seq}"), e)))?;
+    let total = bytes.len() as u64;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, total));
+    let b = Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp2t")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "private, max-age=3600");
+    let resp = match range {
+        None => b.body(Body::from(bytes)),
+        Some(Some((start, end))) => b
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{total}"),
+            )
+            .body(Body::from(bytes[start as usize..=end as usize].to_vec())),
+        Some(None) => b
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+            .body(Body::empty()),
+    };
+    resp.map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
+}
+
+/// One `bytes=` range (RFC 9110 14.1.2) as inclusive offsets; None if unsatisfiable.
+/// Several ranges are answered with the first only (allowed, and all players ask one).
+fn parse_range(header: &str, total: u64) -> Option<(u64, u64)> {
+    let spec = header
+        .trim()
+        .strip_prefix("bytes=")?
+        .split(',')
+        .next()?
+        .trim();
+    let (a, b) = spec.split_once('-')?;
+    if total == 0 {
+        return None;
+    }
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 {
+            return None;
+        }
+        (total.saturating_sub(n), total - 1)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end = if b.is_empty() {
+            total - 1
+        } else {
+            b.parse::<u64>().ok()?.min(total - 1)
+        };
+        (start, end)
+    };
+    (start <= end && start < total).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 99)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 999)));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some((990, 999)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("bytes=5-1", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-9", 1000), Some((0, 1)));
+    }
+}
