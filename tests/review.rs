@@ -94,6 +94,44 @@ fn tracks_play_as_hls_over_http_in_sync_and_safely() {
         );
     }
 
+    // Found by part of the case number, title words, courtroom and day; the integrity
+    // badge is set by the verifier once the hearing is sealed.
+    let found = |q: &str| -> Vec<String> {
+        let v = d.ok("GET", &format!("/api/v1/hearings?{q}"), &judge, None);
+        v["hearings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let today = chrono_today();
+    assert_eq!(found("case_number=%E6%B0%91%E5%88%9D501"), [id.clone()]);
+    assert_eq!(found("q=REVIEW"), [id.clone()]);
+    assert_eq!(
+        found(&format!("courtroom=demo-1&from={today}&to={today}")),
+        [id.clone()]
+    );
+    assert!(found("from=2001-01-01&to=2001-12-31").is_empty());
+    assert!(found("courtroom=elsewhere").is_empty());
+    let (st, _) = d.call("GET", "/api/v1/hearings?from=yesterday", Some(&judge), None);
+    assert!(st == 400 || st == 422, "a bad date: {st}");
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            d.ok("GET", &format!("/api/v1/hearings/{id}"), &judge, None)["integrity"]["status"]
+                == "verified"
+        }),
+        "verified after close"
+    );
+    let r = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/verify"),
+        &judge,
+        None,
+    );
+    assert_eq!(r["exit_code"], 0, "{r}");
+    assert_eq!(r["signer_trusted"], true);
+
     // Played over HTTP by a tool nobody here wrote.
     let url = format!(
         "{}/api/v1/hearings/{id}/tracks/composite/index.m3u8",
@@ -194,4 +232,12 @@ fn tracks_play_as_hls_over_http_in_sync_and_safely() {
         &judge,
     );
     assert_eq!(st, 404, "symlink");
+}
+
+fn chrono_today() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

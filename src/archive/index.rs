@@ -129,6 +129,19 @@ impl HearingDoc {
     }
 }
 
+/// The outcome of the last `verify` of a hearing (for badges and searches).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrityDoc {
+    /// `verified`, `unsealed`, `modified`, `missing`, `gap`, `bad_signature`, `unusable`.
+    pub status: String,
+    pub exit_code: i32,
+    /// The report's RESULT line.
+    pub result: String,
+    /// Manifest lines when checked: a hearing that grew since (an export) is re-checked.
+    pub manifest_entries: u64,
+    pub checked_at: String,
+}
+
 /// A user account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserDoc {
@@ -153,6 +166,7 @@ pub struct Index {
     segments: sled::Tree,
     users: sled::Tree,
     tokens: sled::Tree,
+    integrity: sled::Tree,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -194,6 +208,7 @@ impl Index {
             segments: db.open_tree("segments")?,
             users: db.open_tree("users")?,
             tokens: db.open_tree("tokens")?,
+            integrity: db.open_tree("integrity")?,
             db,
         })
     }
@@ -216,6 +231,19 @@ impl Index {
             .values()
             .map(|v| from_json(&v?))
             .collect()
+    }
+
+    pub fn put_integrity(&self, id: &str, doc: &IntegrityDoc) -> Result<()> {
+        self.integrity.insert(id.as_bytes(), to_json(doc)?)?;
+        Ok(())
+    }
+
+    /// The last verification of a hearing, if any.
+    pub fn integrity(&self, id: &str) -> Result<Option<IntegrityDoc>> {
+        self.integrity
+            .get(id.as_bytes())?
+            .map(|v| from_json(&v))
+            .transpose()
     }
 
     pub fn put_segment(&self, s: &SegmentRecord) -> Result<()> {

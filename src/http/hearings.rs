@@ -34,6 +34,21 @@ pub struct HearingView {
     pub marks_count: usize,
     pub tracks: Vec<TrackView>,
     pub events: Vec<EventView>,
+    /// True when a crash interrupted it (it has a `recovery` event).
+    pub interrupted: bool,
+    /// The last offline verification (`null`: not checked yet).
+    pub integrity: Option<IntegrityView>,
+}
+
+/// The integrity badge: the verifier's verdict on the hearing's folder.
+#[derive(Debug, Serialize)]
+pub struct IntegrityView {
+    /// `verified`, `unsealed`, `modified`, `missing`, `gap`, `bad_signature`, `unusable`.
+    pub status: String,
+    pub result: String,
+    pub checked_at: String,
+    /// The hearing changed since (still recording, or exported): check again.
+    pub stale: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,8 +153,27 @@ impl From<&HearingDoc> for HearingView {
                 .filter(|e| e.kind != K::Created)
                 .map(EventView::from)
                 .collect(),
+            interrupted: d.events.iter().any(|e| e.kind == K::Recovery),
+            integrity: None,
         }
     }
+}
+
+/// The API's view of a hearing, with its integrity badge.
+pub(crate) fn view(st: &AppState, d: &HearingDoc) -> HearingView {
+    let mut v = HearingView::from(d);
+    v.integrity = st
+        .index
+        .integrity(&d.id)
+        .ok()
+        .flatten()
+        .map(|i| IntegrityView {
+            stale: i.manifest_entries != d.manifest_entries,
+            status: i.status,
+            result: i.result,
+            checked_at: i.checked_at,
+        });
+    v
 }
 
 /// Hearing ids are made by us; anything else cannot name a hearing (and must never
@@ -163,23 +197,17 @@ pub async fn create(
     caller.require(&[Clerk, Admin], "create hearings")?;
     let h = st.hearings.clone();
     let doc = blocking(move || h.create(body, &caller.user)).await?;
-    Ok((StatusCode::CREATED, Json(HearingView::from(&doc))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub case_number: Option<String>,
+    Ok((StatusCode::CREATED, Json(view(&st, &doc))))
 }
 
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<crate::recording::hearings::Search>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Clerk, Judge, Admin], "list hearings")?;
-    let docs = st.hearings.list(q.case_number.as_deref())?;
-    let views: Vec<HearingView> = docs.iter().map(HearingView::from).collect();
+    let docs = st.hearings.search(&q)?;
+    let views: Vec<HearingView> = docs.iter().map(|d| view(&st, d)).collect();
     Ok(Json(serde_json::json!({ "hearings": views })))
 }
 
@@ -190,7 +218,7 @@ pub async fn get_one(
 ) -> Result<Json<HearingView>, ApiError> {
     caller.require(&[Clerk, Judge, Admin], "view hearings")?;
     valid_id(&id)?;
-    Ok(Json(HearingView::from(&st.hearings.get(&id)?)))
+    Ok(Json(view(&st, &st.hearings.get(&id)?)))
 }
 
 /// Shared shape of the lifecycle endpoints.
@@ -211,7 +239,17 @@ async fn lifecycle(
     valid_id(&id)?;
     let h = st.hearings.clone();
     let doc = blocking(move || f(&h, &id, &caller.user)).await?;
-    Ok(Json(HearingView::from(&doc)))
+    if doc.state == crate::archive::index::HearingState::Closed {
+        // Checked once sealed, in the background, so the badge is ready for review.
+        let h = st.hearings.clone();
+        let id = doc.id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = h.verify(&id) {
+                tracing::warn!(hearing = %id, "verifying after close: {e}");
+            }
+        });
+    }
+    Ok(Json(view(&st, &doc)))
 }
 
 pub async fn open(
@@ -384,4 +422,20 @@ impl std::io::Write for ChannelWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// `POST /api/v1/hearings/{id}/verify`: runs the offline verifier now and returns its
+/// report (the same as `courtrec verify --json`); the badge is updated.
+pub async fn verify(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Clerk, Judge, Admin], "verify hearings")?;
+    valid_id(&id)?;
+    let h = st.hearings.clone();
+    let report = blocking(move || h.verify(&id)).await?;
+    serde_json::to_value(&report)
+        .map(Json)
+        .map_err(|e| ApiError(err!(Internal, "serialising the report: {e}")))
 }

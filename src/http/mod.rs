@@ -158,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hearings/{id}/close", post(hearings::close))
         .route("/hearings/{id}/marks", post(hearings::mark))
         .route("/hearings/{id}/exports", post(hearings::export))
+        .route("/hearings/{id}/verify", post(hearings::verify))
         .route(
             "/hearings/{id}/tracks/{track}/index.m3u8",
             get(media::playlist),

@@ -31,6 +31,22 @@ pub struct CreateHearing {
     pub scheduled_start: Option<String>,
 }
 
+/// What to search hearings by (every field optional; all given must match).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// Part of the case number.
+    pub case_number: Option<String>,
+    /// Courtroom id, exactly.
+    pub courtroom: Option<String>,
+    /// Part of the title, any case.
+    #[serde(rename = "q")]
+    pub text: Option<String>,
+    /// First and last day (UTC) of the hearing's scheduled start (or creation).
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+}
+
 /// The hearing currently open or in recess in this courtroom.
 struct Active {
     id: String,
@@ -250,14 +266,73 @@ impl HearingService {
 
     /// Hearings, newest first, optionally only those whose case number contains `case`.
     pub fn list(&self, case: Option<&str>) -> Result<Vec<HearingDoc>> {
+        self.search(&Search {
+            case_number: case.map(str::to_string),
+            ..Search::default()
+        })
+    }
+
+    /// Hearings matching every given criterion, newest first.
+    pub fn search(&self, q: &Search) -> Result<Vec<HearingDoc>> {
+        let lower = |s: &str| s.to_lowercase();
+        let text = q.text.as_deref().map(lower);
         let mut v: Vec<HearingDoc> = self
             .index
             .hearings()?
             .into_iter()
-            .filter(|h| case.is_none_or(|c| h.meta.case_number.contains(c)))
+            .filter(|h| {
+                q.case_number
+                    .as_deref()
+                    .is_none_or(|c| h.meta.case_number.contains(c.trim()))
+                    && q.courtroom.as_deref().is_none_or(|c| h.meta.courtroom == c)
+                    && text
+                        .as_deref()
+                        .is_none_or(|t| lower(&h.meta.title).contains(t))
+                    && {
+                        // A hearing's day: when it was scheduled, else when created.
+                        let when = h.meta.scheduled_start.as_deref().unwrap_or(&h.created_at);
+                        let day = chrono::DateTime::parse_from_rfc3339(when)
+                            .map(|t| t.with_timezone(&chrono::Utc).date_naive())
+                            .ok();
+                        q.from.is_none_or(|f| day.is_some_and(|d| d >= f))
+                            && q.to.is_none_or(|t| day.is_some_and(|d| d <= t))
+                    }
+            })
             .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(v)
+    }
+
+    /// Runs the offline verifier on a hearing's folder (trusting this box's own key)
+    /// and keeps the outcome for badges and searches.
+    pub fn verify(&self, id: &str) -> Result<crate::archive::verify::Report> {
+        use crate::archive::verify;
+        let doc = self.get(id)?;
+        let mut trust = verify::Trust::default();
+        if let Some(k) = &self.key {
+            trust.keys.push(k.verifier());
+        }
+        let report = verify::verify(&self.data.hearing(id).root, &trust);
+        let status = match report.worst() {
+            None => "verified",
+            Some(verify::Problem::Unsealed) => "unsealed",
+            Some(verify::Problem::Modified) => "modified",
+            Some(verify::Problem::MissingOrReordered) => "missing",
+            Some(verify::Problem::UnexplainedGap) => "gap",
+            Some(verify::Problem::BadSignature) => "bad_signature",
+            Some(verify::Problem::Unusable) => "unusable",
+        };
+        self.index.put_integrity(
+            id,
+            &crate::archive::index::IntegrityDoc {
+                status: status.into(),
+                exit_code: report.exit_code,
+                result: report.result.clone(),
+                manifest_entries: doc.manifest_entries,
+                checked_at: format_wall(chrono::Utc::now()),
+            },
+        )?;
+        Ok(report)
     }
 
     /// The id of the hearing open or in recess, if any.
