@@ -324,6 +324,9 @@ pub enum UserRole {
     Clerk,
     Judge,
     Admin,
+    /// A party or their lawyer, logged in with a hearing's access code: sees that
+    /// hearing alone. Never a configured account.
+    Party,
 }
 
 impl UserRole {
@@ -332,6 +335,7 @@ impl UserRole {
             UserRole::Clerk => "clerk",
             UserRole::Judge => "judge",
             UserRole::Admin => "admin",
+            UserRole::Party => "party",
         }
     }
 }
@@ -555,6 +559,15 @@ impl Config {
         }
         for u in cfg.users.iter() {
             let at = u.span().start;
+            if u.get_ref().role == UserRole::Party {
+                return Err(fail(
+                    at,
+                    format!(
+                        "user '{}' field `role`: parties log in with a hearing's access code, not an account (use clerk, judge or admin)",
+                        u.get_ref().name
+                    ),
+                ));
+            }
             if argon2::PasswordHash::new(&u.get_ref().password_hash).is_err() {
                 return Err(fail(
                     at,

@@ -74,6 +74,9 @@ pub fn run(cfg: Config) -> Result<()> {
         hearings: hearings.clone(),
         sources,
         previews,
+        audit: Arc::new(crate::archive::audit::AuditLog::open(
+            &data.root.join("audit"),
+        )?),
         alarms,
         started: chrono::Utc::now(),
     };
@@ -95,10 +98,13 @@ pub fn run(cfg: Config) -> Result<()> {
             .local_addr()
             .map_err(|e| Error::io("listener address", e))?;
         announce(&cfg, addr, &device_id, &fingerprint, &data);
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::io("serving HTTP", e))
+        axum::serve(
+            listener,
+            http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::io("serving HTTP", e))
     })?;
     println!("courtrec: stopping; sealing open segments");
     hearings.shutdown();

@@ -156,6 +156,27 @@ pub struct TokenDoc {
     pub user: String,
     pub role: crate::config::UserRole,
     pub expires_unix: i64,
+    /// For a party: the one hearing the token opens, and the access code it came from
+    /// (revoking the code ends the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hearing: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_id: Option<String>,
+}
+
+/// A per-hearing access code for a party (only its SHA-256 is kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessCodeDoc {
+    pub code_id: String,
+    pub hearing_id: String,
+    pub code_sha256: String,
+    /// Who the code is for, e.g. "plaintiff's lawyer".
+    pub label: String,
+    pub issued_by: String,
+    pub issued_at: String,
+    pub expires_unix: i64,
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// The index database.
@@ -167,6 +188,9 @@ pub struct Index {
     users: sled::Tree,
     tokens: sled::Tree,
     integrity: sled::Tree,
+    /// `code/<code id>` → AccessCodeDoc, `hash/<code sha256>` → code id,
+    /// `grant/<hearing>/<user>` → who granted it and when.
+    access: sled::Tree,
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -209,6 +233,7 @@ impl Index {
             users: db.open_tree("users")?,
             tokens: db.open_tree("tokens")?,
             integrity: db.open_tree("integrity")?,
+            access: db.open_tree("access")?,
             db,
         })
     }
@@ -230,6 +255,73 @@ impl Index {
             .iter()
             .values()
             .map(|v| from_json(&v?))
+            .collect()
+    }
+
+    pub fn put_access_code(&self, c: &AccessCodeDoc) -> Result<()> {
+        self.access
+            .insert(format!("code/{}", c.code_id), to_json(c)?)?;
+        self.access
+            .insert(format!("hash/{}", c.code_sha256), c.code_id.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn access_code(&self, code_id: &str) -> Result<Option<AccessCodeDoc>> {
+        self.access
+            .get(format!("code/{code_id}"))?
+            .map(|v| from_json(&v))
+            .transpose()
+    }
+
+    /// The code whose SHA-256 is `sha256`, if any.
+    pub fn access_code_by_hash(&self, sha256: &str) -> Result<Option<AccessCodeDoc>> {
+        match self.access.get(format!("hash/{sha256}"))? {
+            Some(id) => self.access_code(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn access_codes(&self, hearing: &str) -> Result<Vec<AccessCodeDoc>> {
+        let mut v: Vec<AccessCodeDoc> = self
+            .access
+            .scan_prefix("code/")
+            .values()
+            .map(|v| from_json::<AccessCodeDoc>(&v?))
+            .filter(|c| c.as_ref().map_or(true, |c| c.hearing_id == hearing))
+            .collect::<Result<_>>()?;
+        v.sort_by(|a, b| a.issued_at.cmp(&b.issued_at));
+        Ok(v)
+    }
+
+    /// Lets `user` (a judge) view sealed hearing `hearing`.
+    pub fn put_grant(&self, hearing: &str, user: &str, by: &str) -> Result<()> {
+        self.access.insert(
+            format!("grant/{hearing}/{user}"),
+            to_json(&serde_json::json!({"by": by, "at": super::records::format_wall(chrono::Utc::now())}))?,
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_grant(&self, hearing: &str, user: &str) -> Result<bool> {
+        Ok(self
+            .access
+            .remove(format!("grant/{hearing}/{user}"))?
+            .is_some())
+    }
+
+    pub fn has_grant(&self, hearing: &str, user: &str) -> Result<bool> {
+        Ok(self
+            .access
+            .contains_key(format!("grant/{hearing}/{user}"))?)
+    }
+
+    /// Users granted a sealed hearing.
+    pub fn grants(&self, hearing: &str) -> Result<Vec<String>> {
+        let prefix = format!("grant/{hearing}/");
+        self.access
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).to_string()))
             .collect()
     }
 

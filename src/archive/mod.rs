@@ -10,6 +10,7 @@
 //!   metadata; events and segments follow in the order they happened.
 //! - `tracks/<track>/<seq>.ts`: the MPEG-TS segments of each track.
 
+pub mod audit;
 pub mod bundle;
 pub mod check;
 pub mod checkpoint;

@@ -22,6 +22,8 @@ pub enum RecessReason {
 pub enum Visibility {
     Public,
     NonPublic,
+    /// Viewable only by judges an admin granted it to (and parties with a code).
+    Sealed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

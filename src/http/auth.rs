@@ -38,6 +38,10 @@ fn verify_password(hash: &str, password: &str) -> bool {
 pub struct Caller {
     pub user: String,
     pub role: UserRole,
+    /// A party's one hearing.
+    pub hearing: Option<String>,
+    /// Where the request came from, for the audit log.
+    pub remote: Option<String>,
 }
 
 impl Caller {
@@ -71,9 +75,20 @@ fn lookup(index: &Index, token: &str) -> Result<Caller> {
     if t.expires_unix < chrono::Utc::now().timestamp() {
         return Err(unauth("the login has expired; log in again"));
     }
+    // A party's token lives only as long as its access code.
+    if let Some(code_id) = &t.code_id {
+        let live = index
+            .access_code(code_id)?
+            .is_some_and(|c| !c.revoked && c.expires_unix >= chrono::Utc::now().timestamp());
+        if !live {
+            return Err(unauth("the access code was revoked or has expired"));
+        }
+    }
     Ok(Caller {
         user: t.user,
         role: t.role,
+        hearing: t.hearing,
+        remote: None,
     })
 }
 
@@ -90,7 +105,12 @@ impl FromRequestParts<AppState> for Caller {
                 "missing `Authorization: Bearer <token>`; log in at POST /api/v1/login",
             ))
         })?;
-        lookup(&state.index, token).map_err(ApiError)
+        let mut caller = lookup(&state.index, token).map_err(ApiError)?;
+        caller.remote = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        Ok(caller)
     }
 }
 
@@ -131,6 +151,8 @@ pub async fn login(
                 user: user.name.clone(),
                 role: user.role,
                 expires_unix: expires,
+                hearing: None,
+                code_id: None,
             },
         )?;
         Ok(axum::Json(serde_json::json!({
@@ -192,4 +214,54 @@ pub fn seed_users(index: &Index, cfg: &crate::config::Config) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeLoginBody {
+    pub code: String,
+}
+
+/// `POST /api/v1/login/code`: a party logs in with a hearing's access code and gets a
+/// token that opens that hearing alone, for as long as the code lives.
+pub async fn login_code(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<CodeLoginBody>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let index = st.index.clone();
+    blocking(move || {
+        let norm = super::access::normalize_code(&body.code);
+        let code = index
+            .access_code_by_hash(&crate::archive::sha256_hex(norm.as_bytes()))?
+            .filter(|c| !c.revoked && c.expires_unix >= chrono::Utc::now().timestamp())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthenticated,
+                    "unknown, revoked or expired access code",
+                )
+            })?;
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let expires = (chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S).min(code.expires_unix);
+        let user = format!("party:{}", code.label);
+        index.put_token(
+            &crate::archive::sha256_hex(token.as_bytes()),
+            &TokenDoc {
+                user: user.clone(),
+                role: UserRole::Party,
+                expires_unix: expires,
+                hearing: Some(code.hearing_id.clone()),
+                code_id: Some(code.code_id.clone()),
+            },
+        )?;
+        Ok(axum::Json(serde_json::json!({
+            "token": token,
+            "user": user,
+            "role": UserRole::Party,
+            "hearing_id": code.hearing_id,
+            "expires_at": crate::archive::records::format_wall(
+                chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()
+            ),
+        })))
+    })
+    .await
 }

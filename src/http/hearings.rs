@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::archive::index::HearingDoc;
 use crate::archive::records::{EventRecord, RecessReason};
-use crate::config::UserRole::{Admin, Clerk, Judge};
+use crate::config::UserRole::{Admin, Clerk, Judge, Party};
 use crate::err;
 use crate::recording::hearings::CreateHearing;
 use axum::Json;
@@ -205,9 +205,13 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<crate::recording::hearings::Search>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(&[Clerk, Judge, Admin], "list hearings")?;
+    caller.require(&[Clerk, Judge, Admin, Party], "list hearings")?;
     let docs = st.hearings.search(&q)?;
-    let views: Vec<HearingView> = docs.iter().map(|d| view(&st, d)).collect();
+    let views: Vec<HearingView> = docs
+        .iter()
+        .filter(|d| super::access::may_see(&st, &caller, d))
+        .map(|d| view(&st, d))
+        .collect();
     Ok(Json(serde_json::json!({ "hearings": views })))
 }
 
@@ -216,9 +220,14 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<HearingView>, ApiError> {
-    caller.require(&[Clerk, Judge, Admin], "view hearings")?;
-    valid_id(&id)?;
-    Ok(Json(view(&st, &st.hearings.get(&id)?)))
+    caller.require(&[Clerk, Judge, Admin, Party], "view hearings")?;
+    let doc = super::access::visible(&st, &caller, &id)?;
+    // Looking into the archive is audited; the console following the hearing it runs
+    // is not (it polls).
+    if doc.state == crate::archive::index::HearingState::Closed {
+        super::access::audit(&st, &caller, Some(&id), "view", String::new())?;
+    }
+    Ok(Json(view(&st, &doc)))
 }
 
 /// Shared shape of the lifecycle endpoints.
@@ -342,8 +351,25 @@ pub async fn export(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ExportBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require(&[Judge, Admin], "export hearings")?;
-    valid_id(&id)?;
+    caller.require(&[Judge, Admin, Party], "export hearings")?;
+    let doc = super::access::visible(&st, &caller, &id)?;
+    super::access::may_watch(&st, &caller, &doc)?;
+    super::access::audit(
+        &st,
+        &caller,
+        Some(&id),
+        "export",
+        format!(
+            "from {} to {} tracks {}",
+            body.from.as_deref().unwrap_or("start"),
+            body.to.as_deref().unwrap_or("end"),
+            if body.tracks.is_empty() {
+                "all".to_string()
+            } else {
+                body.tracks.join(",")
+            }
+        ),
+    )?;
     let h = st.hearings.clone();
     let (export_id, s) = blocking(move || {
         use crate::archive::bundle::{ExportRequest, parse_time};
@@ -377,8 +403,12 @@ pub async fn download(
     caller: Caller,
     Path(export_id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    caller.require(&[Judge, Admin], "download exports")?;
-    let dir = st.hearings.export_dir(&export_id)?;
+    caller.require(&[Judge, Admin, Party], "download exports")?;
+    let (dir, hearing) = st.hearings.export_dir(&export_id)?;
+    let doc = super::access::visible(&st, &caller, &hearing)
+        .map_err(|_| ApiError(err!(NotFound, "no export with id '{export_id}'")))?;
+    super::access::may_watch(&st, &caller, &doc)?;
+    super::access::audit(&st, &caller, Some(&hearing), "download", export_id.clone())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(8);
     let name = export_id.clone();
     tokio::task::spawn_blocking(move || {
@@ -431,8 +461,9 @@ pub async fn verify(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(&[Clerk, Judge, Admin], "verify hearings")?;
-    valid_id(&id)?;
+    caller.require(&[Clerk, Judge, Admin, Party], "verify hearings")?;
+    super::access::visible(&st, &caller, &id)?;
+    super::access::audit(&st, &caller, Some(&id), "verify", String::new())?;
     let h = st.hearings.clone();
     let report = blocking(move || h.verify(&id)).await?;
     serde_json::to_value(&report)

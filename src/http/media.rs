@@ -6,21 +6,22 @@ use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::archive::HearingDir;
 use crate::archive::index::HearingState;
-use crate::config::UserRole::{Admin, Clerk, Judge};
+use crate::config::UserRole::{Admin, Clerk, Judge, Party};
 use crate::err;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-/// The hearing's track named `track`, or 404.
+/// The hearing's track named `track`, if `caller` may watch it; 404 otherwise.
 fn track_of(
     st: &AppState,
+    caller: &Caller,
     id: &str,
     track: &str,
 ) -> Result<crate::archive::index::HearingDoc, ApiError> {
-    super::hearings::valid_id(id)?;
-    let doc = st.hearings.get(id)?;
+    let doc = super::access::visible(st, caller, id)?;
+    super::access::may_watch(st, caller, &doc)?;
     if !doc.meta.tracks.iter().any(|t| t.name == track) {
         return Err(ApiError(err!(
             NotFound,
@@ -36,8 +37,9 @@ pub async fn playlist(
     caller: Caller,
     Path((id, track)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Clerk, Judge, Admin], "watch recordings")?;
-    let doc = track_of(&st, &id, &track)?;
+    caller.require(&[Clerk, Judge, Admin, Party], "watch recordings")?;
+    let doc = track_of(&st, &caller, &id, &track)?;
+    super::access::audit(&st, &caller, Some(&id), "playlist", track.clone())?;
     let segs = st.index.segments(&id, &track)?;
     let refs: Vec<_> = segs.iter().collect();
     let ended = doc.state == HearingState::Closed;
@@ -64,8 +66,8 @@ pub async fn segment(
     Path((id, track, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Clerk, Judge, Admin], "watch recordings")?;
-    track_of(&st, &id, &track)?;
+    caller.require(&[Clerk, Judge, Admin, Party], "watch recordings")?;
+    track_of(&st, &caller, &id, &track)?;
     let seq: u64 = name
         .strip_suffix(".ts")
         .filter(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
@@ -82,6 +84,7 @@ pub async fn segment(
             "no segment {seq} in track {track}"
         )));
     }
+    super::access::audit(&st, &caller, Some(&id), "segment", format!("{track}/{seq}"))?;
     let path = st
         .hearings
         .data

@@ -2,6 +2,7 @@
 //! who is calling, translate HTTP to calls on the recording and archive modules, and
 //! map errors to statuses in one place ([`ApiError`]).
 
+pub mod access;
 pub mod auth;
 pub mod hearings;
 pub mod media;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub hearings: Arc<HearingService>,
     pub sources: Arc<SourceStatus>,
     pub previews: Arc<crate::capture::Previews>,
+    pub audit: Arc<crate::archive::audit::AuditLog>,
     pub alarms: Arc<Alarms>,
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -146,6 +148,22 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/login", post(auth::login))
+        .route("/login/code", post(auth::login_code))
+        .route(
+            "/hearings/{id}/access-codes",
+            post(access::issue_code).get(access::list_codes),
+        )
+        .route(
+            "/hearings/{id}/access-codes/{code_id}",
+            axum::routing::delete(access::revoke_code),
+        )
+        .route("/hearings/{id}/grants", post(access::grant))
+        .route(
+            "/hearings/{id}/grants/{user}",
+            axum::routing::delete(access::revoke_grant),
+        )
+        .route("/audit", get(access::read_audit))
+        .route("/audit/export", get(access::export_audit))
         .route("/logout", post(auth::logout))
         .route("/status", get(status::status))
         .route("/status/events", get(status::events))

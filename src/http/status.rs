@@ -11,8 +11,10 @@ use serde_json::json;
 
 pub async fn status(
     State(st): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::config::UserRole::{Admin, Clerk, Judge};
+    caller.require(&[Clerk, Judge, Admin], "see the courtroom's status")?;
     Ok(Json(snapshot(&st)?))
 }
 
@@ -23,10 +25,15 @@ const PUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100)
 /// ten a second. A client that reads too slowly only misses updates (each is whole).
 pub async fn events(
     State(st): State<AppState>,
-    _caller: Caller,
-) -> axum::response::sse::Sse<
-    impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    caller: Caller,
+) -> Result<
+    axum::response::sse::Sse<
+        impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
 > {
+    use crate::config::UserRole::{Admin, Clerk, Judge};
+    caller.require(&[Clerk, Judge, Admin], "see the courtroom's status")?;
     use axum::response::sse::{Event, KeepAlive, Sse};
     use tokio_stream::StreamExt;
     let mut tick = tokio::time::interval(PUSH_INTERVAL);
@@ -38,7 +45,7 @@ pub async fn events(
         };
         Ok(ev)
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// `GET /api/v1/previews/{id}`: the latest JPEG still of a camera or of `composite`.

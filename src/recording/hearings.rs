@@ -250,18 +250,23 @@ impl HearingService {
         Ok((export_id, summary))
     }
 
-    /// The folder of an export made by [`Self::export`], if it exists.
-    pub fn export_dir(&self, export_id: &str) -> Result<std::path::PathBuf> {
+    /// The folder of an export made by [`Self::export`] and its hearing, if it exists.
+    pub fn export_dir(&self, export_id: &str) -> Result<(std::path::PathBuf, String)> {
         let ok = !export_id.is_empty()
             && export_id.len() <= 100
             && export_id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         let dir = self.data.root.join("exports").join(export_id);
-        if !ok || !dir.join("bundle.json").is_file() {
-            bail!(NotFound, "no export with id '{export_id}'");
+        let not_found = || err!(NotFound, "no export with id '{export_id}'");
+        if !ok {
+            return Err(not_found());
         }
-        Ok(dir)
+        let desc: crate::archive::bundle::BundleDesc = std::fs::read(dir.join("bundle.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(not_found)?;
+        Ok((dir, desc.hearing_id))
     }
 
     /// Hearings, newest first, optionally only those whose case number contains `case`.

@@ -1,0 +1,308 @@
+//! Who may see what of the archive, party access codes, grants for sealed hearings,
+//! and the audit log's endpoints. Every decision about a hearing goes through
+//! [`may_see`] (its metadata) or [`may_watch`] (its recordings), so the policy is in
+//! one place:
+//!
+//! | caller | metadata | recordings |
+//! |---|---|---|
+//! | admin, clerk | every hearing | every hearing but sealed ones |
+//! | judge | every hearing but sealed ones, and sealed ones granted to them | the same |
+//! | party (access code) | its hearing | its hearing |
+//! | nobody logged in | nothing (401) | nothing |
+
+use super::auth::Caller;
+use super::{ApiError, ApiJson, AppState, blocking};
+use crate::archive::audit::AuditEvent;
+use crate::archive::index::{AccessCodeDoc, HearingDoc};
+use crate::archive::records::Visibility;
+use crate::config::UserRole::{self, Admin, Clerk, Judge, Party};
+use crate::err;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+fn denied(what: &str) -> ApiError {
+    ApiError(err!(PermissionDenied, "you may not {what}"))
+}
+
+fn granted(st: &AppState, caller: &Caller, doc: &HearingDoc) -> bool {
+    st.index.has_grant(&doc.id, &caller.user).unwrap_or(false)
+}
+
+/// May `caller` see this hearing's metadata (and find it in searches)?
+pub fn may_see(st: &AppState, caller: &Caller, doc: &HearingDoc) -> bool {
+    match caller.role {
+        Admin | Clerk => true,
+        Judge => doc.meta.visibility != Visibility::Sealed || granted(st, caller, doc),
+        Party => caller.hearing.as_deref() == Some(doc.id.as_str()),
+    }
+}
+
+/// May `caller` watch, download or export this hearing's recordings?
+pub fn may_watch(st: &AppState, caller: &Caller, doc: &HearingDoc) -> Result<(), ApiError> {
+    let ok = match caller.role {
+        Admin | Clerk => doc.meta.visibility != Visibility::Sealed,
+        Judge => doc.meta.visibility != Visibility::Sealed || granted(st, caller, doc),
+        Party => caller.hearing.as_deref() == Some(doc.id.as_str()),
+    };
+    if ok {
+        Ok(())
+    } else if !may_see(st, caller, doc) {
+        // Do not confirm that a hearing one may not see exists.
+        Err(ApiError(err!(NotFound, "no hearing with id '{}'", doc.id)))
+    } else {
+        Err(denied(&format!(
+            "watch hearing {}: it is sealed; an admin can grant a judge access",
+            doc.id
+        )))
+    }
+}
+
+/// The hearing, if `caller` may see it (404 otherwise, like a hearing that does not exist).
+pub fn visible(st: &AppState, caller: &Caller, id: &str) -> Result<HearingDoc, ApiError> {
+    super::hearings::valid_id(id)?;
+    let doc = st.hearings.get(id)?;
+    if may_see(st, caller, &doc) {
+        Ok(doc)
+    } else {
+        Err(ApiError(err!(NotFound, "no hearing with id '{id}'")))
+    }
+}
+
+/// Records an action in the audit log; the action is refused if it cannot be logged.
+pub fn audit(
+    st: &AppState,
+    caller: &Caller,
+    hearing: Option<&str>,
+    action: &str,
+    detail: String,
+) -> Result<(), ApiError> {
+    st.audit
+        .record(AuditEvent {
+            user: caller.user.clone(),
+            role: caller.role.as_str().into(),
+            hearing: hearing.map(str::to_string),
+            action: action.into(),
+            detail,
+            remote: caller.remote.clone(),
+        })
+        .map_err(ApiError)
+}
+
+/// Letters that cannot be mistaken for one another when read out or typed.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// Access codes compare without spaces, dashes or case.
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn new_code() -> String {
+    let raw: Vec<u8> = (0..12)
+        .map(|_| CODE_ALPHABET[rand::random_range(0..CODE_ALPHABET.len())])
+        .collect();
+    let s = String::from_utf8_lossy(&raw).to_string();
+    format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12])
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueBody {
+    /// Who it is for, e.g. "plaintiff's lawyer".
+    pub label: String,
+    /// How long it works (default 72 h, at most 30 days).
+    pub valid_hours: Option<f64>,
+}
+
+fn code_view(c: &AccessCodeDoc) -> serde_json::Value {
+    serde_json::json!({
+        "code_id": c.code_id, "hearing_id": c.hearing_id, "label": c.label,
+        "issued_by": c.issued_by, "issued_at": c.issued_at,
+        "expires_at": crate::archive::records::format_wall(
+            chrono::DateTime::from_timestamp(c.expires_unix, 0).unwrap_or_default()),
+        "revoked": c.revoked,
+    })
+}
+
+/// Judges and clerks (and admins) issue codes for hearings whose recordings they may watch.
+fn may_issue(st: &AppState, caller: &Caller, doc: &HearingDoc) -> Result<(), ApiError> {
+    caller.require(&[Judge, Clerk, Admin], "issue access codes")?;
+    may_watch(st, caller, doc)
+}
+
+/// `POST /api/v1/hearings/{id}/access-codes` → 201 with the code (shown only here).
+pub async fn issue_code(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<IssueBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let doc = visible(&st, &caller, &id)?;
+    may_issue(&st, &caller, &doc)?;
+    let label = body.label.trim().to_string();
+    if label.is_empty() || label.chars().count() > 100 {
+        return Err(ApiError(err!(
+            Invalid,
+            "field `label`: say who the code is for (1-100 characters)"
+        )));
+    }
+    let hours = body.valid_hours.unwrap_or(72.0);
+    if !(hours > 0.0 && hours <= 720.0) {
+        return Err(ApiError(err!(
+            Invalid,
+            "field `valid_hours`: more than 0 and at most 720"
+        )));
+    }
+    let code = new_code();
+    let doc = AccessCodeDoc {
+        code_id: hex::encode(rand::random::<[u8; 8]>()),
+        hearing_id: id.clone(),
+        code_sha256: crate::archive::sha256_hex(normalize_code(&code).as_bytes()),
+        label,
+        issued_by: caller.user.clone(),
+        issued_at: crate::archive::records::format_wall(chrono::Utc::now()),
+        expires_unix: chrono::Utc::now().timestamp() + (hours * 3600.0).round().max(1.0) as i64,
+        revoked: false,
+    };
+    st.index.put_access_code(&doc)?;
+    audit(
+        &st,
+        &caller,
+        Some(&id),
+        "access_code_issued",
+        format!("{} for {}", doc.code_id, doc.label),
+    )?;
+    let mut v = code_view(&doc);
+    v["code"] = serde_json::Value::String(code);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// `GET /api/v1/hearings/{id}/access-codes`: the codes (never the codes themselves).
+pub async fn list_codes(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = visible(&st, &caller, &id)?;
+    may_issue(&st, &caller, &doc)?;
+    let codes: Vec<_> = st.index.access_codes(&id)?.iter().map(code_view).collect();
+    Ok(Json(serde_json::json!({ "access_codes": codes })))
+}
+
+/// `DELETE /api/v1/hearings/{id}/access-codes/{code_id}`: revokes it and ends the
+/// tokens made with it.
+pub async fn revoke_code(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, code_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let doc = visible(&st, &caller, &id)?;
+    may_issue(&st, &caller, &doc)?;
+    let mut code = st
+        .index
+        .access_code(&code_id)?
+        .filter(|c| c.hearing_id == id)
+        .ok_or_else(|| ApiError(err!(NotFound, "no access code {code_id} for hearing {id}")))?;
+    code.revoked = true;
+    st.index.put_access_code(&code)?;
+    audit(&st, &caller, Some(&id), "access_code_revoked", code_id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    pub user: String,
+}
+
+/// `POST /api/v1/hearings/{id}/grants` (admin): lets a judge view a sealed hearing.
+pub async fn grant(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<GrantBody>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[Admin], "grant access to sealed hearings")?;
+    visible(&st, &caller, &id)?;
+    match st.index.user(&body.user)? {
+        Some(u) if u.role == UserRole::Judge => {}
+        Some(_) => return Err(ApiError(err!(Invalid, "user {} is not a judge", body.user))),
+        None => return Err(ApiError(err!(Invalid, "no user {}", body.user))),
+    }
+    st.index.put_grant(&id, &body.user, &caller.user)?;
+    audit(&st, &caller, Some(&id), "grant", body.user)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/hearings/{id}/grants/{user}` (admin).
+pub async fn revoke_grant(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[Admin], "revoke access to sealed hearings")?;
+    visible(&st, &caller, &id)?;
+    if !st.index.remove_grant(&id, &user)? {
+        return Err(ApiError(err!(
+            NotFound,
+            "{user} has no grant for hearing {id}"
+        )));
+    }
+    audit(&st, &caller, Some(&id), "grant_revoked", user)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub hearing: Option<String>,
+    /// The last `limit` matching entries (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/audit` (admin): entries, newest last, and whether the chain is intact.
+pub async fn read_audit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Admin], "read the audit log")?;
+    let path = st.audit.path().to_path_buf();
+    let (entries, broken) = blocking(move || crate::archive::audit::read(&path)).await?;
+    let mut v: Vec<_> = entries
+        .into_iter()
+        .filter(|e| {
+            q.hearing
+                .as_deref()
+                .is_none_or(|h| e.hearing.as_deref() == Some(h))
+        })
+        .collect();
+    let limit = q.limit.unwrap_or(1000);
+    if v.len() > limit {
+        v.drain(..v.len() - limit);
+    }
+    Ok(Json(serde_json::json!({
+        "entries": v, "chain_intact": broken.is_none(), "chain_problem": broken,
+    })))
+}
+
+/// `GET /api/v1/audit/export` (admin): the whole log file, to keep elsewhere.
+pub async fn export_audit(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<axum::response::Response, ApiError> {
+    caller.require(&[Admin], "export the audit log")?;
+    let bytes = tokio::fs::read(st.audit.path()).await.unwrap_or_default();
+    axum::response::Response::builder()
+        .header("content-type", "application/jsonl")
+        .header(
+            "content-disposition",
+            "attachment; filename=\"courtrec-audit.jsonl\"",
+        )
+        .body(axum::body::Body::from(bytes))
+        .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
+}
