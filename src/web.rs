@@ -1,6 +1,7 @@
 //! The browser pages, served by the daemon from the binary itself (no internet, no
 //! files to lose on the box): the landing page and the clerk's console. Plain
-//! HTML/CSS/JS from `web/`, embedded at build time.
+//! HTML/CSS/JS from `web/`, embedded at build time: the landing page, the clerk's
+//! console (`/console`) and hearing review (`/review`, with hls.js vendored).
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -28,6 +29,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "console.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/console.js"),
+    ),
+    (
+        "review.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/review.js"),
+    ),
+    // hls.js (Apache-2.0, web/vendor/hls.js.LICENSE), vendored by scripts/vendor-web.
+    (
+        "hls.light.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/vendor/hls.light.min.js"),
     ),
 ];
 
@@ -66,6 +78,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/console",
             get(|| async { page(include_str!("../web/console.html")) }),
+        )
+        .route(
+            "/review",
+            get(|| async { page(include_str!("../web/review.html")) }),
         )
         .route("/assets/{name}", get(asset))
 }

@@ -244,3 +244,108 @@ fn chrono_today() -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn judges_and_parties_review_in_the_browser() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = Daemon::start(&data, None, "review-browser");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let mk = |case: &str| {
+        let h = d.ok(
+            "POST",
+            "/api/v1/hearings",
+            &clerk,
+            Some(json!({"case_number": case, "title": "review in the browser", "visibility": "public"})),
+        );
+        h["id"].as_str().unwrap().to_string()
+    };
+    let other = mk("(2026)X0101民初700号");
+    let id = mk("(2026)X0101民初777号");
+    let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
+    d.ok("POST", &p("open"), &clerk, None);
+    std::thread::sleep(Duration::from_secs(5));
+    d.ok(
+        "POST",
+        &p("marks"),
+        &clerk,
+        Some(json!({"text": "Exhibit 3 shown"})),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    d.ok(
+        "POST",
+        &p("recess"),
+        &clerk,
+        Some(json!({"reason": "recess"})),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    d.ok("POST", &p("resume"), &clerk, None);
+    std::thread::sleep(Duration::from_secs(5));
+    let h = d.ok("POST", &p("close"), &clerk, None);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{other}/open"),
+        &clerk,
+        None,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{other}/close"),
+        &clerk,
+        None,
+    );
+    // Where the mark is in the recording: its media time from the first composite
+    // segment's start (before the recess, so no cut in between).
+    let ev = events_of(&h, &["mark"]);
+    let mark_ms = ev[0]["media_time_ms"].as_f64().unwrap();
+    let first = manifest(&data, &id);
+    let first = segments(&first, "composite")[0]["media_start_ns"]
+        .as_f64()
+        .unwrap()
+        / 1e6;
+    let mark_at_s = (mark_ms - first) / 1000.0;
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            d.ok("GET", &format!("/api/v1/hearings/{id}"), &judge, None)["integrity"]["status"]
+                == "verified"
+        }),
+        "verified after close"
+    );
+    let code = d.ok(
+        "POST",
+        &p("access-codes"),
+        &judge,
+        Some(json!({"label": "defendant's lawyer"})),
+    );
+    let out = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/review.mjs"
+        ))
+        .env("BASE_URL", &d.base)
+        .env("SHOTS", artifacts("review"))
+        .env("CASE_PART", "民初777")
+        .env("HEARING_ID", &id)
+        .env("MARK_AT_S", format!("{mark_at_s:.3}"))
+        .env("CODE", code["code"].as_str().unwrap())
+        .output()
+        .expect("run node");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser test failed:\n{log}");
+    // What the judge did is in the audit log.
+    let admin = d.login("admin", "demo");
+    let a = d.ok("GET", &format!("/api/v1/audit?hearing={id}"), &admin, None);
+    for action in ["view", "playlist", "segment", "export", "download"] {
+        assert!(
+            a["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["user"] == "judge" && e["action"] == action),
+            "{action} audited"
+        );
+    }
+}
