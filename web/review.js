@@ -144,6 +144,8 @@ function attach(el, url) {
   const hls = new Hls({
     xhrSetup: (xhr) => xhr.setRequestHeader("Authorization", "Bearer " + api.token),
     maxBufferLength: 20,
+    // A hearing still being recorded plays from its beginning, not its live edge.
+    startPosition: 0,
   });
   hls.loadSource(url);
   hls.attachMedia(el);

@@ -129,6 +129,19 @@ impl HearingDoc {
     }
 }
 
+/// What searches filter hearings on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HearingSummary {
+    pub id: String,
+    pub case_number: String,
+    pub title: String,
+    pub courtroom: String,
+    /// Scheduled start, else creation (RFC 3339).
+    pub when: String,
+    pub created_at: String,
+    pub visibility: Visibility,
+}
+
 /// The outcome of the last `verify` of a hearing (for badges and searches).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntegrityDoc {
@@ -188,6 +201,9 @@ pub struct Index {
     users: sled::Tree,
     tokens: sled::Tree,
     integrity: sled::Tree,
+    /// Small summaries of the hearings (what searches filter on), so a search over a
+    /// court's archive reads kilobytes, not every hearing's events.
+    summaries: sled::Tree,
     /// `code/<code id>` → AccessCodeDoc, `hash/<code sha256>` → code id,
     /// `grant/<hearing>/<user>` → who granted it and when.
     access: sled::Tree,
@@ -234,13 +250,50 @@ impl Index {
             tokens: db.open_tree("tokens")?,
             integrity: db.open_tree("integrity")?,
             access: db.open_tree("access")?,
+            summaries: db.open_tree("summaries")?,
             db,
         })
+        .and_then(|i: Index| {
+            // An index from before summaries existed: make them once.
+            if i.summaries.len() != i.hearings.len() {
+                for doc in i.hearings()? {
+                    i.put_summary(&doc)?;
+                }
+            }
+            Ok(i)
+        })
+    }
+
+    fn put_summary(&self, doc: &HearingDoc) -> Result<()> {
+        let s = HearingSummary {
+            id: doc.id.clone(),
+            case_number: doc.meta.case_number.clone(),
+            title: doc.meta.title.clone(),
+            courtroom: doc.meta.courtroom.clone(),
+            when: doc
+                .meta
+                .scheduled_start
+                .clone()
+                .unwrap_or_else(|| doc.created_at.clone()),
+            created_at: doc.created_at.clone(),
+            visibility: doc.meta.visibility,
+        };
+        self.summaries.insert(doc.id.as_bytes(), to_json(&s)?)?;
+        Ok(())
+    }
+
+    /// Every hearing's summary.
+    pub fn summaries(&self) -> Result<Vec<HearingSummary>> {
+        self.summaries
+            .iter()
+            .values()
+            .map(|v| from_json(&v?))
+            .collect()
     }
 
     pub fn put_hearing(&self, doc: &HearingDoc) -> Result<()> {
         self.hearings.insert(doc.id.as_bytes(), to_json(doc)?)?;
-        Ok(())
+        self.put_summary(doc)
     }
 
     pub fn hearing(&self, id: &str) -> Result<Option<HearingDoc>> {
@@ -344,6 +397,14 @@ impl Index {
         Ok(())
     }
 
+    /// One segment of a track, by its sequence number.
+    pub fn segment(&self, hearing: &str, track: &str, seq: u64) -> Result<Option<SegmentRecord>> {
+        self.segments
+            .get(segment_key(hearing, track, seq))?
+            .map(|v| from_json(&v))
+            .transpose()
+    }
+
     /// Segments of a track in order.
     pub fn segments(&self, hearing: &str, track: &str) -> Result<Vec<SegmentRecord>> {
         let mut prefix = hearing.as_bytes().to_vec();
@@ -360,6 +421,7 @@ impl Index {
     /// Removes every hearing and segment (before a rebuild from the files).
     pub fn clear_hearings(&self) -> Result<()> {
         self.hearings.clear()?;
+        self.summaries.clear()?;
         self.segments.clear()?;
         Ok(())
     }

@@ -5,7 +5,8 @@
 //!
 //! | caller | metadata | recordings |
 //! |---|---|---|
-//! | admin, clerk | every hearing | every hearing but sealed ones |
+//! | admin | every hearing | every hearing but sealed ones |
+//! | clerk | their courtroom's hearings | the same, but sealed ones |
 //! | judge | every hearing but sealed ones, and sealed ones granted to them | the same |
 //! | party (access code) | its hearing | its hearing |
 //! | nobody logged in | nothing (401) | nothing |
@@ -32,17 +33,50 @@ fn granted(st: &AppState, caller: &Caller, doc: &HearingDoc) -> bool {
 
 /// May `caller` see this hearing's metadata (and find it in searches)?
 pub fn may_see(st: &AppState, caller: &Caller, doc: &HearingDoc) -> bool {
+    may_see_id(
+        st,
+        caller,
+        &doc.id,
+        doc.meta.visibility,
+        &doc.meta.courtroom,
+    )
+}
+
+/// [`may_see`] from a search summary.
+pub fn may_see_summary(
+    st: &AppState,
+    caller: &Caller,
+    s: &crate::archive::index::HearingSummary,
+) -> bool {
+    may_see_id(st, caller, &s.id, s.visibility, &s.courtroom)
+}
+
+fn may_see_id(
+    st: &AppState,
+    caller: &Caller,
+    id: &str,
+    visibility: Visibility,
+    courtroom: &str,
+) -> bool {
     match caller.role {
-        Admin | Clerk => true,
-        Judge => doc.meta.visibility != Visibility::Sealed || granted(st, caller, doc),
-        Party => caller.hearing.as_deref() == Some(doc.id.as_str()),
+        Admin => true,
+        // A box may hold copies of other courtrooms' hearings: a clerk sees their own.
+        Clerk => courtroom == st.cfg.courtroom.id,
+        Judge => {
+            visibility != Visibility::Sealed
+                || st.index.has_grant(id, &caller.user).unwrap_or(false)
+        }
+        Party => caller.hearing.as_deref() == Some(id),
     }
 }
 
 /// May `caller` watch, download or export this hearing's recordings?
 pub fn may_watch(st: &AppState, caller: &Caller, doc: &HearingDoc) -> Result<(), ApiError> {
     let ok = match caller.role {
-        Admin | Clerk => doc.meta.visibility != Visibility::Sealed,
+        Admin => doc.meta.visibility != Visibility::Sealed,
+        Clerk => {
+            doc.meta.visibility != Visibility::Sealed && doc.meta.courtroom == st.cfg.courtroom.id
+        }
         Judge => doc.meta.visibility != Visibility::Sealed || granted(st, caller, doc),
         Party => caller.hearing.as_deref() == Some(doc.id.as_str()),
     };

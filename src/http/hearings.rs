@@ -200,19 +200,25 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&st, &doc))))
 }
 
+/// Hearings per page of a listing unless `limit` says otherwise, and at most.
+const DEFAULT_PAGE: usize = 500;
+const MAX_PAGE: usize = 5000;
+
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
     Query(q): Query<crate::recording::hearings::Search>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Clerk, Judge, Admin, Party], "list hearings")?;
-    let docs = st.hearings.search(&q)?;
-    let views: Vec<HearingView> = docs
-        .iter()
-        .filter(|d| super::access::may_see(&st, &caller, d))
-        .map(|d| view(&st, d))
-        .collect();
-    Ok(Json(serde_json::json!({ "hearings": views })))
+    let mut q = q;
+    q.limit = Some(q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE));
+    let (docs, total) = st
+        .hearings
+        .search_page(&q, |s| super::access::may_see_summary(&st, &caller, s))?;
+    let views: Vec<HearingView> = docs.iter().map(|d| view(&st, d)).collect();
+    Ok(Json(
+        serde_json::json!({ "hearings": views, "total": total }),
+    ))
 }
 
 pub async fn get_one(

@@ -73,11 +73,7 @@ pub async fn segment(
         .filter(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| ApiError(err!(NotFound, "no segment '{name}'")))?;
-    let listed = st
-        .index
-        .segments(&id, &track)?
-        .into_iter()
-        .any(|s| s.seq == seq);
+    let listed = st.index.segment(&id, &track, seq)?.is_some();
     if !listed {
         return Err(ApiError(err!(
             NotFound,

@@ -45,6 +45,9 @@ pub struct Search {
     /// First and last day (UTC) of the hearing's scheduled start (or creation).
     pub from: Option<chrono::NaiveDate>,
     pub to: Option<chrono::NaiveDate>,
+    /// Paging: skip `offset` results, return at most `limit`.
+    pub offset: Option<usize>,
+    pub limit: Option<usize>,
 }
 
 /// The hearing currently open or in recess in this courtroom.
@@ -277,26 +280,29 @@ impl HearingService {
         })
     }
 
-    /// Hearings matching every given criterion, newest first.
-    pub fn search(&self, q: &Search) -> Result<Vec<HearingDoc>> {
+    /// Hearings matching every given criterion, newest first: filtered on the small
+    /// summaries, then only the page asked for (`offset`, `limit`) is read in full.
+    /// Returns the page and how many matched.
+    pub fn search_page(
+        &self,
+        q: &Search,
+        visible: impl Fn(&crate::archive::index::HearingSummary) -> bool,
+    ) -> Result<(Vec<HearingDoc>, usize)> {
         let lower = |s: &str| s.to_lowercase();
         let text = q.text.as_deref().map(lower);
-        let mut v: Vec<HearingDoc> = self
+        let mut v: Vec<crate::archive::index::HearingSummary> = self
             .index
-            .hearings()?
+            .summaries()?
             .into_iter()
             .filter(|h| {
-                q.case_number
-                    .as_deref()
-                    .is_none_or(|c| h.meta.case_number.contains(c.trim()))
-                    && q.courtroom.as_deref().is_none_or(|c| h.meta.courtroom == c)
-                    && text
+                visible(h)
+                    && q.case_number
                         .as_deref()
-                        .is_none_or(|t| lower(&h.meta.title).contains(t))
+                        .is_none_or(|c| h.case_number.contains(c.trim()))
+                    && q.courtroom.as_deref().is_none_or(|c| h.courtroom == c)
+                    && text.as_deref().is_none_or(|t| lower(&h.title).contains(t))
                     && {
-                        // A hearing's day: when it was scheduled, else when created.
-                        let when = h.meta.scheduled_start.as_deref().unwrap_or(&h.created_at);
-                        let day = chrono::DateTime::parse_from_rfc3339(when)
+                        let day = chrono::DateTime::parse_from_rfc3339(&h.when)
                             .map(|t| t.with_timezone(&chrono::Utc).date_naive())
                             .ok();
                         q.from.is_none_or(|f| day.is_some_and(|d| d >= f))
@@ -305,7 +311,19 @@ impl HearingService {
             })
             .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(v)
+        let total = v.len();
+        let docs = v
+            .iter()
+            .skip(q.offset.unwrap_or(0))
+            .take(q.limit.unwrap_or(usize::MAX))
+            .filter_map(|s| self.index.hearing(&s.id).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok((docs, total))
+    }
+
+    /// Every hearing matching `q`, newest first.
+    pub fn search(&self, q: &Search) -> Result<Vec<HearingDoc>> {
+        Ok(self.search_page(q, |_| true)?.0)
     }
 
     /// Runs the offline verifier on a hearing's folder (trusting this box's own key)
