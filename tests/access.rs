@@ -234,6 +234,40 @@ fn every_archive_endpoint_refuses_whom_it_must() {
     }
     assert!(wrong.is_empty(), "refusals differ:\n{}", wrong.join("\n"));
 
+    // Admins manage accounts; nobody else does.
+    for t in [&clerk, &judge, &party] {
+        let (st, _) = d.call("GET", "/api/v1/users", Some(t), None);
+        assert_eq!(st, 403);
+    }
+    let (st, _) = d.call(
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"name": "judge-li", "role": "judge", "password": "long enough"})),
+    );
+    assert_eq!(st, 204);
+    let (st, _) = d.call(
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"name": "p", "role": "party", "password": "long enough"})),
+    );
+    assert_eq!(st, 422);
+    let (st, _) = d.call(
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(json!({"name": "x", "role": "judge", "password": "short"})),
+    );
+    assert_eq!(st, 422);
+    let li = d.login("judge-li", "long enough");
+    let users = d.ok("GET", "/api/v1/users", &admin, None);
+    assert!(users.to_string().contains("judge-li") && !users.to_string().contains("argon2"));
+    let (st, _) = d.call("DELETE", "/api/v1/users/judge-li", Some(&admin), None);
+    assert_eq!(st, 204);
+    let (st, _) = d.call("GET", "/api/v1/hearings", Some(&li), None);
+    assert_eq!(st, 401, "a removed account's logins end");
+
     // Listings show each caller only what it may see.
     let ids = |t: &str| -> Vec<String> {
         d.ok("GET", "/api/v1/hearings", t, None)["hearings"]

@@ -438,6 +438,22 @@ impl Index {
             .transpose()
     }
 
+    pub fn users(&self) -> Result<Vec<UserDoc>> {
+        self.users.iter().values().map(|v| from_json(&v?)).collect()
+    }
+
+    /// Removes a user and every login token of theirs.
+    pub fn remove_user(&self, name: &str) -> Result<bool> {
+        let existed = self.users.remove(name.as_bytes())?.is_some();
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            if from_json::<TokenDoc>(&v).is_ok_and(|t| t.user == name) {
+                self.tokens.remove(k)?;
+            }
+        }
+        Ok(existed)
+    }
+
     pub fn put_token(&self, token_sha256: &str, t: &TokenDoc) -> Result<()> {
         self.tokens.insert(token_sha256.as_bytes(), to_json(t)?)?;
         Ok(())

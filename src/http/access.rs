@@ -340,3 +340,99 @@ pub async fn export_audit(
         .body(axum::body::Body::from(bytes))
         .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
 }
+
+/// `GET /api/v1/users` (admin): the accounts (never their password hashes).
+pub async fn list_users(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&[Admin], "manage users")?;
+    let users: Vec<_> = st
+        .index
+        .users()?
+        .into_iter()
+        .map(|u| serde_json::json!({"name": u.name, "role": u.role}))
+        .collect();
+    Ok(Json(serde_json::json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    pub name: String,
+    pub role: UserRole,
+    pub password: String,
+}
+
+/// `POST /api/v1/users` (admin): creates an account, or sets a new role and password.
+pub async fn put_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<UserBody>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[Admin], "manage users")?;
+    let name = body.name.trim().to_string();
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ApiError(err!(
+            Invalid,
+            "field `name`: 1-64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if body.role == Party {
+        return Err(ApiError(err!(
+            Invalid,
+            "field `role`: parties log in with access codes (use clerk, judge or admin)"
+        )));
+    }
+    if body.password.chars().count() < 8 {
+        return Err(ApiError(err!(
+            Invalid,
+            "field `password`: at least 8 characters"
+        )));
+    }
+    let index = st.index.clone();
+    let role = body.role;
+    let password = body.password;
+    let n = name.clone();
+    blocking(move || {
+        index.put_user(&crate::archive::index::UserDoc {
+            name: n,
+            role,
+            password_hash: super::auth::hash_password(&password)?,
+        })
+    })
+    .await?;
+    audit(
+        &st,
+        &caller,
+        None,
+        "user_saved",
+        format!("{name} as {}", role.as_str()),
+    )?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/users/{name}` (admin): removes the account and ends its logins.
+pub async fn delete_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[Admin], "manage users")?;
+    if name == caller.user {
+        return Err(ApiError(err!(
+            Conflict,
+            "an admin cannot remove their own account"
+        )));
+    }
+    if !st.index.remove_user(&name)? {
+        return Err(ApiError(err!(NotFound, "no user {name}")));
+    }
+    audit(&st, &caller, None, "user_removed", name)?;
+    Ok(StatusCode::NO_CONTENT)
+}

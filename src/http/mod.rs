@@ -162,6 +162,8 @@ pub fn router(state: AppState) -> Router {
             "/hearings/{id}/grants/{user}",
             axum::routing::delete(access::revoke_grant),
         )
+        .route("/users", get(access::list_users).post(access::put_user))
+        .route("/users/{name}", axum::routing::delete(access::delete_user))
         .route("/audit", get(access::read_audit))
         .route("/audit/export", get(access::export_audit))
         .route("/logout", post(auth::logout))
