@@ -68,7 +68,16 @@ fn a_clerk_runs_a_whole_hearing_from_the_console() {
         .collect();
     assert_eq!(
         clicked,
-        ["open", "mark", "recess", "resume", "close"],
+        [
+            "open",
+            "livestream_approved",
+            "livestream_cut",
+            "livestream_restored",
+            "mark",
+            "recess",
+            "resume",
+            "close"
+        ],
         "{h}"
     );
     let ev = events_of(&h, &["mark", "recess"]);
@@ -82,8 +91,18 @@ fn a_clerk_runs_a_whole_hearing_from_the_console() {
         "the pulled camera is in the record: {h}"
     );
     for e in h["events"].as_array().unwrap() {
-        if ["open", "mark", "recess", "resume", "close"].contains(&e["kind"].as_str().unwrap()) {
-            assert_eq!(e["actor"], "clerk");
+        let k = e["kind"].as_str().unwrap();
+        if [
+            "open",
+            "mark",
+            "recess",
+            "resume",
+            "close",
+            "livestream_cut",
+        ]
+        .contains(&k)
+        {
+            assert_eq!(e["actor"], "clerk", "{k}");
         }
     }
     // The server refuses what the console no longer offered.

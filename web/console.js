@@ -207,6 +207,9 @@ $("recess-dialog").addEventListener("close", () => {
   act("recess", note ? { reason, note } : { reason });
 });
 
+$("live-cut").addEventListener("click", () => act("livestream/cut"));
+$("live-restore").addEventListener("click", () => act("livestream/restore"));
+
 $("close-action").addEventListener("click", () => $("close-dialog").showModal());
 $("close-dialog").addEventListener("close", () => {
   if ($("close-dialog").returnValue === "ok") act("close");
@@ -335,8 +338,18 @@ function render() {
   $("close-action").disabled = ui.busy;
   $("mark-form").hidden = !canAct() || !(state === "open" || state === "recess");
   $("new-hearing").hidden = !canAct();
-  // Livestream controls appear only for hearings the server says may be streamed.
-  $("livestream").hidden = !(h && h.livestream);
+  // Livestream controls appear only for hearings a judge approved for streaming.
+  const live = h && h.livestream;
+  $("livestream").hidden = !(live && live.approved);
+  if (live && live.approved) {
+    const word = !live.streaming ? "live_waiting" : live.paused ? "live_paused" : "live_on";
+    let text = i18n.t(word);
+    if (live.viewers != null && live.streaming) text += " · " + i18n.t("live_viewers", { n: live.viewers });
+    $("live-state").textContent = text;
+    $("live-state").dataset.state = word;
+    $("live-cut").hidden = !live.streaming || live.cut;
+    $("live-restore").hidden = !live.cut;
+  }
 
   const ev = $("events");
   const items = ((h && h.events) || []).slice().reverse().map((e) => {

@@ -54,9 +54,44 @@ pub struct HearingDoc {
     pub track_stats: BTreeMap<String, TrackStats>,
     /// Number of manifest entries applied (to compare with the file).
     pub manifest_entries: u64,
+    /// The public livestream's policy state, from the livestream events.
+    #[serde(default)]
+    pub livestream: LivestreamState,
+}
+
+/// Whether a hearing may be streamed, and how (derived from its events).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LivestreamState {
+    pub approved: bool,
+    pub approved_by: Option<String>,
+    /// Cameras and microphones left out of the public picture and sound.
+    pub excluded: Vec<String>,
+    /// The clerk cut the stream.
+    pub cut: bool,
 }
 
 impl HearingDoc {
+    /// The public may watch it now: approved, public, open or in recess.
+    pub fn streaming(&self) -> bool {
+        self.livestream.approved
+            && self.meta.visibility == Visibility::Public
+            && matches!(self.state, HearingState::Open | HearingState::Recess)
+    }
+
+    /// The public stream shows the "paused" picture and silence: cut by the clerk, or
+    /// a recess for non-public evidence or mediation.
+    pub fn stream_paused(&self) -> bool {
+        self.livestream.cut
+            || (self.state == HearingState::Recess
+                && self
+                    .events
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind == EventKind::Recess)
+                    .and_then(|e| e.reason)
+                    .is_some_and(|r| r != RecessReason::Recess))
+    }
+
     /// Starts a doc from the `created` event (the first manifest record).
     pub fn from_created(ev: &EventRecord) -> Result<HearingDoc> {
         let meta = match (ev.kind, &ev.meta) {
@@ -79,6 +114,7 @@ impl HearingDoc {
             events: vec![ev.clone()],
             track_stats: BTreeMap::new(),
             manifest_entries: 1,
+            livestream: LivestreamState::default(),
         })
     }
 
@@ -92,6 +128,14 @@ impl HearingDoc {
                     EventKind::Open | EventKind::Resume => self.state = HearingState::Open,
                     EventKind::Recess => self.state = HearingState::Recess,
                     EventKind::Close => self.state = HearingState::Closed,
+                    EventKind::LivestreamApproved => {
+                        self.livestream.approved = true;
+                        self.livestream.approved_by = ev.actor.clone();
+                        self.livestream.excluded = ev.tracks.clone().unwrap_or_default();
+                    }
+                    EventKind::LivestreamWithdrawn => self.livestream = LivestreamState::default(),
+                    EventKind::LivestreamCut => self.livestream.cut = true,
+                    EventKind::LivestreamRestored => self.livestream.cut = false,
                     _ => {}
                 }
                 self.events.push(ev.clone());

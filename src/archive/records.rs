@@ -66,6 +66,15 @@ pub enum EventKind {
     /// Someone exported the hearing or a clip of it (chain of custody). The only kind
     /// written after the close.
     Export,
+    /// A judge approved streaming this (public) hearing; `excluded` lists the cameras
+    /// and microphones left out of the public picture and sound.
+    LivestreamApproved,
+    /// The approval was withdrawn: the stream stops.
+    LivestreamWithdrawn,
+    /// The clerk cut the public stream (a "stream paused" picture and silence).
+    LivestreamCut,
+    /// The clerk restored it.
+    LivestreamRestored,
 }
 
 /// Metadata carried by the `created` event.
@@ -110,7 +119,8 @@ pub struct EventRecord {
     /// For `created`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<HearingMeta>,
-    /// For `export`: the tracks exported (all when absent).
+    /// For `export`: the tracks exported (all when absent). For `livestream_approved`:
+    /// the sources left out of the public stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracks: Option<Vec<String>>,
 }

@@ -38,6 +38,22 @@ pub struct HearingView {
     pub interrupted: bool,
     /// The last offline verification (`null`: not checked yet).
     pub integrity: Option<IntegrityView>,
+    /// The public livestream: approval, exclusions, cut, paused.
+    pub livestream: LivestreamView,
+}
+
+/// The livestream as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct LivestreamView {
+    pub approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    pub excluded: Vec<String>,
+    pub cut: bool,
+    /// The public may watch now (approved, public, open or in recess).
+    pub streaming: bool,
+    /// Viewers see the "stream paused" picture (cut, or a non-public recess).
+    pub paused: bool,
 }
 
 /// The integrity badge: the verifier's verdict on the hearing's folder.
@@ -155,6 +171,14 @@ impl From<&HearingDoc> for HearingView {
                 .collect(),
             interrupted: d.events.iter().any(|e| e.kind == K::Recovery),
             integrity: None,
+            livestream: LivestreamView {
+                approved: d.livestream.approved,
+                approved_by: d.livestream.approved_by.clone(),
+                excluded: d.livestream.excluded.clone(),
+                cut: d.livestream.cut,
+                streaming: d.streaming(),
+                paused: d.streaming() && d.stream_paused(),
+            },
         }
     }
 }

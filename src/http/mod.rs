@@ -5,6 +5,7 @@
 pub mod access;
 pub mod auth;
 pub mod hearings;
+pub mod live;
 pub mod media;
 pub mod status;
 
@@ -179,6 +180,12 @@ pub fn router(state: AppState) -> Router {
         .route("/hearings/{id}/marks", post(hearings::mark))
         .route("/hearings/{id}/exports", post(hearings::export))
         .route("/hearings/{id}/verify", post(hearings::verify))
+        .route(
+            "/hearings/{id}/livestream",
+            post(live::approve).delete(live::withdraw),
+        )
+        .route("/hearings/{id}/livestream/cut", post(live::cut))
+        .route("/hearings/{id}/livestream/restore", post(live::restore))
         .route(
             "/hearings/{id}/tracks/{track}/index.m3u8",
             get(media::playlist),

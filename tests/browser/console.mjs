@@ -133,6 +133,29 @@ try {
   check((await meterValues(1000)) >= 3, "meters move while recording");
   await shots("04-recording");
 
+  // Livestream controls appear once a judge approves streaming; the clerk cuts and
+  // restores it.
+  check(await page.isHidden("#livestream"), "no livestream controls before approval");
+  await page.evaluate(async () => {
+    const r = await fetch("/api/v1/login", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "judge", password: "demo" }),
+    });
+    const t = (await r.json()).token;
+    const id = window.courtrecConsole.hearing.id;
+    await fetch(`/api/v1/hearings/${id}/livestream`, { method: "POST", headers: { authorization: "Bearer " + t } });
+  });
+  await page.waitForSelector("#livestream:not([hidden])");
+  await page.waitForFunction(() => document.getElementById("live-state").dataset.state === "live_on");
+  await page.click("#live-cut");
+  await page.waitForFunction(() => document.getElementById("live-state").dataset.state === "live_paused");
+  check(await page.isVisible("#live-restore"), "cut: the stream is paused and can be restored");
+  await shots("04b-livestream-cut");
+  await page.click("#live-restore");
+  await page.waitForFunction(() => document.getElementById("live-state").dataset.state === "live_on");
+  check(await page.isVisible("#live-cut"), "restored");
+
   // A mark: type and press Enter.
   await page.fill("#mark-text", "Exhibit 3 shown");
   await page.press("#mark-text", "Enter");

@@ -1,0 +1,145 @@
+//! The public livestream's policy, enforced by the server: only public hearings are
+//! ever approved, by judges; the clerk cuts and restores; a recess for non-public
+//! evidence or mediation pauses the stream; withdrawal and the close end it. Every
+//! decision is an event of the hearing's record.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+
+fn live(h: &Value) -> (bool, bool, bool) {
+    let l = &h["livestream"];
+    (
+        l["approved"].as_bool().unwrap(),
+        l["streaming"].as_bool().unwrap(),
+        l["paused"].as_bool().unwrap(),
+    )
+}
+
+#[test]
+fn only_approved_public_hearings_stream_and_the_clerk_can_cut() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), None, "live-policy");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let mk = |vis: &str| {
+        d.ok(
+            "POST",
+            "/api/v1/hearings",
+            &clerk,
+            Some(json!({"case_number": format!("(2026)X0101民初8{}号", vis.len()), "title": "live", "visibility": vis})),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let admin = d.login("admin", "demo");
+    // (A judge without a grant cannot even see a sealed hearing; an admin can.)
+    for (vis, who) in [("non_public", judge.as_str()), ("sealed", admin.as_str())] {
+        let id = mk(vis);
+        let (st, v) = d.call(
+            "POST",
+            &format!("/api/v1/hearings/{id}/livestream"),
+            Some(who),
+            Some(json!({})),
+        );
+        assert_eq!(st, 403, "{vis}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("never streamed"),
+            "{v}"
+        );
+    }
+    let id = mk("public");
+    let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
+    let (st, _) = d.call("POST", &p("livestream"), Some(&clerk), Some(json!({})));
+    assert_eq!(st, 403, "clerks do not approve");
+    let (st, _) = d.call(
+        "POST",
+        &p("livestream"),
+        Some(&judge),
+        Some(json!({"exclude": ["cam9"]})),
+    );
+    assert_eq!(st, 422);
+    let (st, _) = d.call("POST", &p("livestream/cut"), Some(&clerk), None);
+    assert_eq!(st, 409, "nothing to cut before approval");
+    let h = d.ok(
+        "POST",
+        &p("livestream"),
+        &judge,
+        Some(json!({"exclude": ["cam2", "mic3"]})),
+    );
+    assert_eq!(
+        live(&h),
+        (true, false, false),
+        "approved, streaming once opened"
+    );
+    assert_eq!(h["livestream"]["excluded"], json!(["cam2", "mic3"]));
+    d.ok("POST", &p("open"), &clerk, None);
+    let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+    assert_eq!(live(&h), (true, true, false));
+
+    let h = d.ok("POST", &p("livestream/cut"), &clerk, None);
+    assert_eq!(live(&h), (true, true, true), "cut: paused");
+    let (st, _) = d.call("POST", &p("livestream/cut"), Some(&clerk), None);
+    assert_eq!(st, 409);
+    let h = d.ok("POST", &p("livestream/restore"), &clerk, None);
+    assert_eq!(live(&h), (true, true, false));
+
+    let h = d.ok(
+        "POST",
+        &p("recess"),
+        &clerk,
+        Some(json!({"reason": "non_public_evidence"})),
+    );
+    assert_eq!(live(&h), (true, true, true), "non-public evidence: paused");
+    d.ok("POST", &p("resume"), &clerk, None);
+    let h = d.ok(
+        "POST",
+        &p("recess"),
+        &clerk,
+        Some(json!({"reason": "recess"})),
+    );
+    assert_eq!(
+        live(&h),
+        (true, true, false),
+        "an ordinary recess is not hidden"
+    );
+    d.ok("POST", &p("resume"), &clerk, None);
+
+    let h = d.ok("DELETE", &p("livestream"), &judge, None);
+    assert_eq!(live(&h), (false, false, false), "withdrawn");
+    let (st, _) = d.call("POST", &p("livestream/cut"), Some(&clerk), None);
+    assert_eq!(st, 409);
+    d.ok("POST", &p("livestream"), &judge, None);
+    let h = d.ok("POST", &p("close"), &clerk, None);
+    assert_eq!(live(&h), (true, false, false), "the close ends streaming");
+    let (st, _) = d.call("POST", &p("livestream"), Some(&judge), None);
+    assert_eq!(st, 409);
+
+    // The record says who decided what, when.
+    let kinds: Vec<&str> = h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| k.starts_with("livestream"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "livestream_approved",
+            "livestream_cut",
+            "livestream_restored",
+            "livestream_withdrawn",
+            "livestream_approved"
+        ]
+    );
+    let ev = events_of(&h, &["livestream_approved"]);
+    assert_eq!(ev[0]["actor"], "judge");
+    assert_eq!(events_of(&h, &["livestream_cut"])[0]["actor"], "clerk");
+    // And it still verifies.
+    d.stop();
+    let (code, text) = verify(&tmp.path().join("data/hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
+}
