@@ -32,6 +32,8 @@ pub struct Config {
     pub composite: Composite,
     #[serde(default)]
     pub alarms: Alarms,
+    #[serde(default)]
+    pub livestream: Livestream,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<Camera>>,
     #[serde(default, rename = "microphone")]
@@ -156,6 +158,26 @@ impl Default for Composite {
             fps: 15,
             bitrate_kbps: 2000,
             audio_bitrate_kbps: 96,
+        }
+    }
+}
+
+/// The public livestream (WHEP).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Livestream {
+    /// Most viewers at once; more get 503 with `Retry-After`.
+    pub max_viewers: usize,
+    /// STUN/TURN URLs advertised to viewers (WHEP `Link` headers) and used by the box,
+    /// e.g. `["stun:stun.court.example:3478"]`. Empty: viewers on the same network.
+    pub ice_servers: Vec<String>,
+}
+
+impl Default for Livestream {
+    fn default() -> Self {
+        Livestream {
+            max_viewers: 200,
+            ice_servers: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod monitor;
 pub mod recording;
 pub mod serve;

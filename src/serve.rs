@@ -67,6 +67,17 @@ pub fn run(cfg: Config) -> Result<()> {
 
     crate::timestamp::spawn(cfg.clone(), data.clone(), hearings.clone(), alarms.clone());
 
+    // The public livestream: one encoding, fanned out to the viewers.
+    let relay = {
+        let capture = capture.clone();
+        Arc::new(crate::live::Relay::new(
+            cfg.livestream.max_viewers,
+            cfg.livestream.ice_servers.clone(),
+            Arc::new(move || capture.request_live_keyframe()),
+        ))
+    };
+    capture.attach_live(relay.clone());
+
     let state = AppState {
         cfg: cfg.clone(),
         data_dir: data.root.clone(),
@@ -77,6 +88,7 @@ pub fn run(cfg: Config) -> Result<()> {
         audit: Arc::new(crate::archive::audit::AuditLog::open(
             &data.root.join("audit"),
         )?),
+        relay: relay.clone(),
         alarms,
         started: chrono::Utc::now(),
     };
@@ -85,7 +97,9 @@ pub fn run(cfg: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the runtime: {e}")))?;
+    let enforcer = crate::live::enforce(hearings.clone(), capture.clone(), relay.clone());
     rt.block_on(async move {
+        tokio::spawn(enforcer);
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
             .map_err(|e| {

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/console.js"),
     ),
     (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/live.js"),
+    ),
+    (
         "review.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/review.js"),
@@ -82,6 +87,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/review",
             get(|| async { page(include_str!("../web/review.html")) }),
+        )
+        .route(
+            "/live",
+            get(|| async { page(include_str!("../web/live.html")) }),
         )
         .route("/assets/{name}", get(asset))
 }

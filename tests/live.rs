@@ -143,3 +143,95 @@ fn only_approved_public_hearings_stream_and_the_clerk_can_cut() {
     let (code, text) = verify(&tmp.path().join("data/hearings").join(&id), &[]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn the_public_watches_over_whep_and_the_policy_holds() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), None, "live-whep");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let mk = |vis: &str, case: &str| {
+        d.ok(
+            "POST",
+            "/api/v1/hearings",
+            &clerk,
+            Some(json!({"case_number": case, "title": "livestream", "visibility": vis, "scheduled_start": "2099-01-01T09:00:00Z"})),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let private = mk("non_public", "(2026)X0101民初901号");
+    let id = mk("public", "(2026)X0101民初902号");
+    let sdp =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
+    let whep = |h: &str, ct: &str, body: &str| -> u16 {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/hearings/{h}/whep", d.base))
+            .header("content-type", ct)
+            .body(body.to_string())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        whep(&private, "application/sdp", sdp),
+        403,
+        "never streamed"
+    );
+    assert_eq!(whep(&id, "application/sdp", sdp), 403, "not approved yet");
+    assert_eq!(whep("nope", "application/sdp", sdp), 404);
+    assert_eq!(whep(&id, "application/json", sdp), 415);
+    assert_eq!(whep(&id, "application/sdp", "hello"), 400, "malformed SDP");
+    // The public list shows public hearings only, and nothing else of the archive.
+    let (st, v) = d.call("GET", "/api/v1/public/hearings", None, None);
+    assert_eq!(st, 200);
+    let ids: Vec<&str> = v["hearings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && !ids.contains(&private.as_str()),
+        "{v}"
+    );
+    assert!(v.to_string().find("tracks").is_none());
+
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        Some(json!({"exclude": ["cam4"]})),
+    );
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/live.mjs"
+        ))
+        .env("BASE_URL", &d.base)
+        .env("SHOTS", artifacts("live"))
+        .env("HEARING_ID", &id)
+        .output()
+        .expect("run node");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser test failed:\n{log}");
+    let h = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    assert_eq!(h["livestream"]["streaming"], false);
+    d.stop();
+    // The stream's cut and withdrawal never touched the recording.
+    let (code, text) = verify(&tmp.path().join("data/hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        !text.contains("no media from"),
+        "no gap in the recording: {text}"
+    );
+}

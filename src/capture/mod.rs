@@ -297,3 +297,9 @@ impl Previews {
         self.stills.lock().ok()?.get(id).cloned()
     }
 }
+
+/// Receives the public stream's RTP packets (see `Capture::attach_live`), on GStreamer
+/// threads: it must not block.
+pub trait LiveFeed: Send + Sync {
+    fn rtp(&self, video: bool, packet: &[u8]);
+}

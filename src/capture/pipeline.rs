@@ -35,6 +35,13 @@ const MIC_PULSE: &str = include_str!("../../pipelines/mic-pulse.gst");
 const MIC_RECORD: &str = include_str!("../../pipelines/mic-record.gst");
 const COMPOSITE: &str = include_str!("../../pipelines/composite.gst");
 const PREVIEW: &str = include_str!("../../pipelines/preview.gst");
+const PUBLIC: &str = include_str!("../../pipelines/public.gst");
+const PUBLIC_PANE: &str = include_str!("../../pipelines/public-pane.gst");
+const PUBLIC_MIC: &str = include_str!("../../pipelines/public-mic.gst");
+
+/// The public livestream's picture: small, so one more encode fits a 2-core box.
+pub const PUBLIC_WIDTH: u32 = 640;
+pub const PUBLIC_HEIGHT: u32 = 360;
 
 /// Preview stills per second (the console polls them; the meters are what moves fast).
 const PREVIEW_RATE: u32 = 2;
@@ -169,6 +176,8 @@ pub fn describe(cfg: &Config) -> Description {
     let mut sources = Vec::new();
     let comp = &cfg.composite;
     let panes = layout_panes(comp.layout, comp.width, comp.height);
+    let pub_panes = layout_panes(comp.layout, PUBLIC_WIDTH, PUBLIC_HEIGHT);
+    let mut pub_props = Vec::new();
     // Cameras in pane order: judges first, then parties, witnesses, evidence, overview.
     let mut order: Vec<usize> = (0..cfg.cameras.len()).collect();
     order.sort_by_key(|&i| (role_rank(cfg.cameras[i].get_ref().role), i));
@@ -277,6 +286,17 @@ pub fn describe(cfg: &Config) -> Description {
             vars.push(("pane_height", h.to_string()));
             main.push(fill(CAMERA_PANE, &vars));
             pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
+            let (px, py, pw, ph) = pub_panes[pane];
+            main.push(fill(
+                PUBLIC_PANE,
+                &[
+                    ("id", cam.id.clone()),
+                    ("pane", pane.to_string()),
+                    ("pane_width", pw.to_string()),
+                    ("pane_height", ph.to_string()),
+                ],
+            ));
+            pub_props.push(format!("sink_{pane}::xpos={px} sink_{pane}::ypos={py}"));
         }
     }
     for (m, mic) in cfg.microphones().enumerate() {
@@ -304,6 +324,11 @@ pub fn describe(cfg: &Config) -> Description {
         ];
         main.push(fill(MIC_SLOT, &vars));
         main.push(fill(MIC_RECORD, &vars));
+        // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
+        main.push(fill(
+            PUBLIC_MIC,
+            &[("id", mic.id.clone()), ("pad", (m + 1).to_string())],
+        ));
         sources.push(SourceDef {
             id: mic.id.clone(),
             status_idx: Some(cfg.cameras.len() + m),
@@ -335,6 +360,19 @@ pub fn describe(cfg: &Config) -> Description {
         ],
     ));
     main.push(preview("composite", 640, comp.width, comp.height));
+    main.push(fill(
+        PUBLIC,
+        &[
+            ("width", PUBLIC_WIDTH.to_string()),
+            ("height", PUBLIC_HEIGHT.to_string()),
+            ("fps", comp.fps.to_string()),
+            ("gop", (comp.fps * 2).to_string()),
+            ("bitrate_kbps", "800".to_string()),
+            ("caption", quote(&cfg.courtroom.name)),
+            ("card", "16".to_string()),
+            ("pane_props", pub_props.join(" ")),
+        ],
+    ));
     Description {
         main: main.join("\n"),
         sources,
@@ -485,6 +523,9 @@ enum SupervisorMsg {
 /// The running capture pipeline.
 pub struct Capture {
     shared: Arc<Shared>,
+    /// The public picture's pads (camera id → pane pad, `"paused"` → the card) and the
+    /// public mix's (microphone id → pad), to leave sources out and pause the stream.
+    public_pads: Vec<(String, gst::Pad)>,
     /// Appsinks of video tracks, for keyframe requests.
     video_sinks: Vec<gst_app::AppSink>,
     caption: Option<gst::Element>,
@@ -584,6 +625,30 @@ impl Capture {
             }
         }
 
+        // The public picture and mix: which pad is whose.
+        let mut public_pads = Vec::new();
+        let comp = &cfg.composite;
+        let mut order: Vec<usize> = (0..cfg.cameras.len()).collect();
+        order.sort_by_key(|&i| (role_rank(cfg.cameras[i].get_ref().role), i));
+        let n_panes = layout_panes(comp.layout, PUBLIC_WIDTH, PUBLIC_HEIGHT).len();
+        if let Some(pubc) = pipeline.by_name("pub") {
+            for (pane, &cam) in order.iter().enumerate().take(n_panes) {
+                if let Some(pad) = pubc.static_pad(&format!("sink_{pane}")) {
+                    public_pads.push((cfg.cameras[cam].get_ref().id.clone(), pad));
+                }
+            }
+            if let Some(pad) = pubc.static_pad("sink_16") {
+                public_pads.push(("paused".to_string(), pad));
+            }
+        }
+        if let Some(mix) = pipeline.by_name("pub_mix") {
+            for (m, mic) in cfg.microphones().enumerate() {
+                if let Some(pad) = mix.static_pad(&format!("sink_{}", m + 1)) {
+                    public_pads.push((mic.id.clone(), pad));
+                }
+            }
+        }
+
         // Microphone levels: measured on the raw audio leaving each microphone's slot.
         for (m, mic) in cfg.microphones().enumerate() {
             let idx = cfg.cameras.len() + m;
@@ -647,6 +712,7 @@ impl Capture {
         })?;
         Ok(Capture {
             shared,
+            public_pads,
             video_sinks,
             caption,
             slots,
@@ -667,6 +733,70 @@ impl Capture {
             ErrorKind::Unavailable,
             "the capture pipeline did not start",
         ))
+    }
+
+    /// Hands the public stream's RTP packets (H.264, Opus) to `feed`.
+    pub fn attach_live(&self, feed: Arc<dyn super::LiveFeed>) {
+        for (name, video) in [("live_video", true), ("live_audio", false)] {
+            let Some(appsink) = self
+                .shared
+                .pipeline
+                .by_name(name)
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            else {
+                tracing::error!("pipeline has no appsink {name}: no livestream");
+                continue;
+            };
+            let feed = feed.clone();
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(buf) = sample.buffer()
+                            && let Ok(map) = buf.map_readable()
+                        {
+                            feed.rtp(video, &map);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+    }
+
+    /// Sets the public stream: `on` encodes it (only while someone watches), `paused`
+    /// shows the "stream paused" card and silence, `excluded` sources are left out.
+    /// The recording is never affected: these are pads of the public branch only.
+    pub fn set_public(&self, on: bool, paused: bool, excluded: &[String]) {
+        for v in ["live_video_valve", "live_audio_valve"] {
+            if let Some(valve) = self.shared.pipeline.by_name(v) {
+                valve.set_property("drop", !on);
+            }
+        }
+        for (id, pad) in &self.public_pads {
+            if id == "paused" {
+                pad.set_property("alpha", if paused { 1.0f64 } else { 0.0 });
+            } else if pad.has_property("mute") {
+                pad.set_property("mute", paused || excluded.contains(id));
+            } else if pad.has_property("alpha") {
+                pad.set_property("alpha", if excluded.contains(id) { 0.0f64 } else { 1.0 });
+            }
+        }
+    }
+
+    /// Asks the public encoder for a keyframe (a viewer joined, or lost a picture).
+    pub fn request_live_keyframe(&self) {
+        if let Some(pad) = self
+            .shared
+            .pipeline
+            .by_name("live_video")
+            .and_then(|s| s.static_pad("sink"))
+        {
+            let s = gst::Structure::builder("GstForceKeyUnit")
+                .field("all-headers", true)
+                .build();
+            pad.push_event(gst::event::CustomUpstream::new(s));
+        }
     }
 
     pub fn stop(&self) {

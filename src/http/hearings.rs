@@ -54,6 +54,11 @@ pub struct LivestreamView {
     pub streaming: bool,
     /// Viewers see the "stream paused" picture (cut, or a non-public recess).
     pub paused: bool,
+    /// Where viewers connect (WHEP), while streaming.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whep_url: Option<String>,
+    /// How many watch now.
+    pub viewers: usize,
 }
 
 /// The integrity badge: the verifier's verdict on the hearing's folder.
@@ -178,6 +183,10 @@ impl From<&HearingDoc> for HearingView {
                 cut: d.livestream.cut,
                 streaming: d.streaming(),
                 paused: d.streaming() && d.stream_paused(),
+                whep_url: d
+                    .streaming()
+                    .then(|| format!("/api/v1/hearings/{}/whep", d.id)),
+                viewers: 0,
             },
         }
     }
@@ -186,6 +195,7 @@ impl From<&HearingDoc> for HearingView {
 /// The API's view of a hearing, with its integrity badge.
 pub(crate) fn view(st: &AppState, d: &HearingDoc) -> HearingView {
     let mut v = HearingView::from(d);
+    v.livestream.viewers = st.relay.viewer_count(Some(&d.id));
     v.integrity = st
         .index
         .integrity(&d.id)

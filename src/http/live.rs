@@ -1,6 +1,7 @@
-//! The public livestream's policy endpoints: judges approve or withdraw streaming of a
-//! public hearing (and leave sources out of it); clerks cut and restore it. Each is an
-//! event of the hearing's record. A hearing that is not public is never streamed.
+//! The public livestream: policy endpoints (judges approve or withdraw streaming of a
+//! public hearing and leave sources out of it; clerks cut and restore it; each is an
+//! event of the hearing's record), WHEP for viewers (no login), and the public list of
+//! hearings. A hearing that is not public is never streamed.
 
 use super::auth::Caller;
 use super::{ApiError, AppState, blocking};
@@ -85,4 +86,134 @@ pub async fn restore(
 ) -> Result<Json<super::hearings::HearingView>, ApiError> {
     caller.require(&[Clerk, Judge, Admin], "restore the livestream")?;
     act(st, caller, id, EventKind::LivestreamRestored, None).await
+}
+
+fn plain(status: axum::http::StatusCode, msg: &str) -> axum::response::Response {
+    axum::response::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(axum::body::Body::from(format!("{msg}\n")))
+        .unwrap_or_default()
+}
+
+/// `POST /api/v1/hearings/{id}/whep` (anyone): an `application/sdp` offer → 201 with
+/// the answer and the session's `Location`. 403 when the hearing may not be streamed
+/// now, 404 unknown, 415 not SDP, 400 a bad offer, 503 + `Retry-After` when full.
+pub async fn whep_offer(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("application/sdp")
+    {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the offer as application/sdp",
+        );
+    }
+    let Ok(offer) = String::from_utf8(body.to_vec()) else {
+        return plain(StatusCode::BAD_REQUEST, "the offer is not text");
+    };
+    if !offer.trim_start().starts_with("v=0") || !offer.contains("m=") {
+        return plain(StatusCode::BAD_REQUEST, "not an SDP offer");
+    }
+    if super::hearings::valid_id(&id).is_err() {
+        return plain(StatusCode::NOT_FOUND, "no such hearing");
+    }
+    let doc = match st.hearings.get(&id) {
+        Ok(d) => d,
+        Err(_) => return plain(StatusCode::NOT_FOUND, "no such hearing"),
+    };
+    if doc.meta.visibility != crate::archive::records::Visibility::Public {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "this hearing is not public: it is never streamed",
+        );
+    }
+    if !doc.streaming() {
+        return plain(StatusCode::FORBIDDEN, "this hearing is not being streamed");
+    }
+    match st.relay.add_viewer(&id, offer).await {
+        Ok((session, answer)) => {
+            let mut b = axum::response::Response::builder()
+                .status(StatusCode::CREATED)
+                .header("content-type", "application/sdp")
+                .header("location", format!("/api/v1/hearings/{id}/whep/{session}"));
+            for url in st.relay.ice_servers() {
+                b = b.header("link", format!("<{url}>; rel=\"ice-server\""));
+            }
+            b.body(axum::body::Body::from(answer)).unwrap_or_default()
+        }
+        Err(e) if e.kind == crate::error::ErrorKind::ResourceExhausted => {
+            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, &e.msg);
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("30"));
+            r
+        }
+        Err(e) if e.kind == crate::error::ErrorKind::BadRequest => {
+            plain(StatusCode::BAD_REQUEST, &e.msg)
+        }
+        Err(e) => {
+            tracing::warn!(hearing = %id, "WHEP offer failed: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, &e.msg)
+        }
+    }
+}
+
+/// `DELETE /api/v1/hearings/{id}/whep/{session}`: the viewer leaves.
+pub async fn whep_delete(
+    State(st): State<AppState>,
+    Path((id, session)): Path<(String, String)>,
+) -> axum::http::StatusCode {
+    if st.relay.session_hearing(&session).as_deref() != Some(id.as_str()) {
+        return axum::http::StatusCode::NOT_FOUND;
+    }
+    if st.relay.remove(&session).await {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::NOT_FOUND
+    }
+}
+
+/// `GET /api/v1/public/hearings` (anyone): the court's announcements: public hearings
+/// of today and later, and which are live now. Nothing else of the archive.
+pub async fn public_hearings(
+    State(st): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let today = chrono::Utc::now().date_naive();
+    let q = crate::recording::hearings::Search {
+        from: Some(today),
+        ..Default::default()
+    };
+    let (docs, _) = st.hearings.search_page(&q, |s| {
+        s.visibility == crate::archive::records::Visibility::Public
+    })?;
+    let mut list: Vec<serde_json::Value> = docs
+        .iter()
+        .filter(|d| d.state != crate::archive::index::HearingState::Closed || d.streaming())
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id, "case_number": d.meta.case_number, "title": d.meta.title,
+                "courtroom": d.meta.courtroom, "scheduled_start": d.meta.scheduled_start,
+                "state": d.state, "live": d.streaming(), "paused": d.streaming() && d.stream_paused(),
+                "whep_url": d.streaming().then(|| format!("/api/v1/hearings/{}/whep", d.id)),
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| {
+        a["scheduled_start"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["scheduled_start"].as_str().unwrap_or(""))
+    });
+    Ok(Json(serde_json::json!({ "hearings": list })))
 }

@@ -37,6 +37,7 @@ pub struct AppState {
     pub sources: Arc<SourceStatus>,
     pub previews: Arc<crate::capture::Previews>,
     pub audit: Arc<crate::archive::audit::AuditLog>,
+    pub relay: Arc<crate::live::Relay>,
     pub alarms: Arc<Alarms>,
     pub started: chrono::DateTime<chrono::Utc>,
 }
@@ -186,6 +187,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/hearings/{id}/livestream/cut", post(live::cut))
         .route("/hearings/{id}/livestream/restore", post(live::restore))
+        .route("/hearings/{id}/whep", post(live::whep_offer))
+        .route(
+            "/hearings/{id}/whep/{session}",
+            axum::routing::delete(live::whep_delete),
+        )
+        .route("/public/hearings", get(live::public_hearings))
         .route(
             "/hearings/{id}/tracks/{track}/index.m3u8",
             get(media::playlist),
