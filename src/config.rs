@@ -171,6 +171,9 @@ pub struct Livestream {
     /// STUN/TURN URLs advertised to viewers (WHEP `Link` headers) and used by the box,
     /// e.g. `["stun:stun.court.example:3478"]`. Empty: viewers on the same network.
     pub ice_servers: Vec<String>,
+    /// Also push the stream of an approved hearing to this platform
+    /// (`rtmp://host/app/stream-key`); reconnects by itself.
+    pub rtmp_url: Option<String>,
 }
 
 impl Default for Livestream {
@@ -178,6 +181,7 @@ impl Default for Livestream {
         Livestream {
             max_viewers: 200,
             ice_servers: Vec::new(),
+            rtmp_url: None,
         }
     }
 }
@@ -423,6 +427,14 @@ impl Config {
             return Err(fail(
                 text.find("tsa_url").unwrap_or(0),
                 format!("field `device.tsa_url`: {url:?} is not an http:// or https:// URL"),
+            ));
+        }
+        if let Some(url) = &cfg.livestream.rtmp_url
+            && !(url.starts_with("rtmp://") || url.starts_with("rtmps://"))
+        {
+            return Err(fail(
+                text.find("rtmp_url").unwrap_or(0),
+                format!("field `livestream.rtmp_url`: {url:?} is not an rtmp:// URL"),
             ));
         }
         if cfg.device.tsa_retry_s == 0 {

@@ -77,6 +77,11 @@ pub fn run(cfg: Config) -> Result<()> {
         ))
     };
     capture.attach_live(relay.clone());
+    let egress = cfg.livestream.rtmp_url.as_deref().map(|url| {
+        let e = Arc::new(crate::live::rtmp::Egress::new(url));
+        capture.attach_live_es(e.clone());
+        e
+    });
 
     let state = AppState {
         cfg: cfg.clone(),
@@ -97,7 +102,7 @@ pub fn run(cfg: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the runtime: {e}")))?;
-    let enforcer = crate::live::enforce(hearings.clone(), capture.clone(), relay.clone());
+    let enforcer = crate::live::enforce(hearings.clone(), capture.clone(), relay.clone(), egress);
     rt.block_on(async move {
         tokio::spawn(enforcer);
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)

@@ -235,3 +235,134 @@ fn the_public_watches_over_whep_and_the_policy_holds() {
         "no gap in the recording: {text}"
     );
 }
+
+/// A real RTMP server on loopback: Debian's nginx with its RTMP module.
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    fn start(dir: &std::path::Path, port: u16) -> Nginx {
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+                 daemon off; master_process off; worker_processes 1;\n\
+                 error_log {d}/logs/error.log; pid {d}/nginx.pid;\n\
+                 events {{ worker_connections 64; }}\n\
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .spawn()
+            .expect("nginx (scripts/test installs nginx and libnginx-mod-rtmp)");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Nginx(child)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What ffprobe reads from the RTMP server: the codecs of the stream, or None.
+fn probe_rtmp(url: &str) -> Option<Vec<String>> {
+    let out = std::process::Command::new("timeout")
+        .args([
+            "15",
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(url)
+        .output()
+        .ok()?;
+    let codecs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    (out.status.success() && !codecs.is_empty()).then_some(codecs)
+}
+
+#[test]
+fn an_approved_hearing_is_pushed_over_rtmp_and_reconnects() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/court1");
+    let cfg = tmp.path().join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"RTMP test\"\n\
+             [livestream]\nrtmp_url = \"{url}\"\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let nginx = Nginx::start(&tmp.path().join("nginx"), port);
+    let d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "live-rtmp");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let id = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(
+            json!({"case_number": "(2026)X0101民初950号", "title": "rtmp", "visibility": "public"}),
+        ),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(probe_rtmp(&url), None, "nothing is pushed before approval");
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        None,
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(30), || probe_rtmp(&url)
+            .is_some_and(
+                |c| c.contains(&"h264".to_string()) && c.contains(&"aac".to_string())
+            )),
+        "the platform receives H.264 and AAC"
+    );
+    // The platform goes down and comes back: the push reconnects by itself.
+    drop(nginx);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let nginx = Nginx::start(&tmp.path().join("nginx"), port);
+    assert!(
+        wait_for(std::time::Duration::from_secs(40), || probe_rtmp(&url)
+            .is_some()),
+        "the push reconnects"
+    );
+    // Withdrawn: the push stops.
+    d.ok(
+        "DELETE",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        None,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(probe_rtmp(&url), None, "the push stops with the approval");
+    drop(nginx);
+}

@@ -735,9 +735,19 @@ impl Capture {
         ))
     }
 
+    /// Hands the public stream's encoded frames (H.264 byte-stream, AAC ADTS) to
+    /// `feed`, for pushing to a platform (RTMP).
+    pub fn attach_live_es(&self, feed: Arc<dyn super::LiveFeed>) {
+        self.attach_feed(feed, [("live_video_es", true), ("live_audio_es", false)]);
+    }
+
     /// Hands the public stream's RTP packets (H.264, Opus) to `feed`.
     pub fn attach_live(&self, feed: Arc<dyn super::LiveFeed>) {
-        for (name, video) in [("live_video", true), ("live_audio", false)] {
+        self.attach_feed(feed, [("live_video", true), ("live_audio", false)]);
+    }
+
+    fn attach_feed(&self, feed: Arc<dyn super::LiveFeed>, sinks: [(&str, bool); 2]) {
+        for (name, video) in sinks {
             let Some(appsink) = self
                 .shared
                 .pipeline

@@ -5,6 +5,8 @@
 //! A viewer that reads too slowly lags on the broadcast channel and skips packets;
 //! it never slows the others or the recording (the capture side only `send`s).
 
+pub mod rtmp;
+
 use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashMap;
@@ -317,13 +319,14 @@ impl Relay {
 const ENFORCE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Keeps the public stream in line with the hearings' policy: encodes it only while
-/// someone watches an approved, public, open hearing; pauses it when cut or in a
+/// someone watches (or it is pushed to a platform) an approved, public, open hearing; pauses it when cut or in a
 /// non-public recess; leaves excluded sources out; drops every viewer of a hearing
 /// that may no longer be streamed (withdrawn, closed).
 pub async fn enforce(
     hearings: Arc<crate::recording::hearings::HearingService>,
     capture: Arc<crate::capture::pipeline::Capture>,
     relay: Arc<Relay>,
+    egress: Option<Arc<rtmp::Egress>>,
 ) {
     let mut tick = tokio::time::interval(ENFORCE_INTERVAL);
     let mut last: Option<(bool, bool, Vec<String>)> = None;
@@ -332,9 +335,12 @@ pub async fn enforce(
         let doc = hearings.active_id().and_then(|id| hearings.get(&id).ok());
         let streaming = doc.as_ref().filter(|d| d.streaming());
         relay.drop_all_but(streaming.map(|d| d.id.as_str())).await;
+        if let Some(e) = &egress {
+            e.set_active(streaming.is_some());
+        }
         let want = match streaming {
             Some(d) => (
-                relay.viewer_count(Some(&d.id)) > 0,
+                relay.viewer_count(Some(&d.id)) > 0 || egress.is_some(),
                 d.stream_paused(),
                 d.livestream.excluded.clone(),
             ),
