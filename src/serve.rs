@@ -144,6 +144,8 @@ fn announce(
         cfg.courtroom.name, cfg.courtroom.id
     );
     println!("  console:  http://{addr}/console  (the clerk's screen)");
+    println!("  review:   http://{addr}/review   (judges, parties with an access code)");
+    println!("  public:   http://{addr}/live     (announcements and livestreams, no login)");
     println!("  API:      http://{addr}/api/v1/  (see docs/api.md)");
     println!("  status:   http://{addr}/api/v1/status");
     println!("  data:     {}", data.root.display());
