@@ -118,5 +118,11 @@ fn snapshot(st: &AppState) -> Result<serde_json::Value, ApiError> {
             "alarm_below_bytes": st.cfg.alarms.disk_free_min_bytes,
         },
         "alarms": st.alarms.active(),
+        // The capture clock against the wall clock, read together: RTP timestamps of
+        // the public stream are this running time at 90 kHz / 48 kHz (latency benches).
+        "clock": {
+            "running_time_ns": st.hearings.running_time_ns(),
+            "unix_ns": chrono::Utc::now().timestamp_nanos_opt(),
+        },
     }))
 }

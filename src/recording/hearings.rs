@@ -737,6 +737,11 @@ impl HearingService {
         log.checkpoint_error().map(str::to_string)
     }
 
+    /// The capture pipeline's running time now (the clock every timestamp is on).
+    pub fn running_time_ns(&self) -> Option<i64> {
+        self.capture.running_time_ns()
+    }
+
     /// True while a hearing is open and recording (not in recess).
     pub fn is_recording(&self) -> bool {
         self.active
