@@ -778,8 +778,17 @@ impl Capture {
     /// shows the "stream paused" card and silence, `excluded` sources are left out.
     /// The recording is never affected: these are pads of the public branch only.
     pub fn set_public(&self, on: bool, paused: bool, excluded: &[String]) {
-        for v in ["live_video_valve", "live_audio_valve"] {
-            if let Some(valve) = self.shared.pipeline.by_name(v) {
+        // Closed valves keep the public branch idle while nobody watches: no scaling
+        // of the panes, no encoding.
+        let panes = self
+            .public_pads
+            .iter()
+            .map(|(id, _)| format!("pub_{id}_valve"));
+        for v in ["live_video_valve".to_string(), "live_audio_valve".to_string()]
+            .into_iter()
+            .chain(panes)
+        {
+            if let Some(valve) = self.shared.pipeline.by_name(&v) {
                 valve.set_property("drop", !on);
             }
         }
