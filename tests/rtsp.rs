@@ -144,4 +144,8 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // Every track, the composite too, is continuous from open to close: no gap that
+    // the events do not explain.
+    let (code, text) = verify(&data.join("hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
 }
