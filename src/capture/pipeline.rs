@@ -784,9 +784,12 @@ impl Capture {
             .public_pads
             .iter()
             .map(|(id, _)| format!("pub_{id}_valve"));
-        for v in ["live_video_valve".to_string(), "live_audio_valve".to_string()]
-            .into_iter()
-            .chain(panes)
+        for v in [
+            "live_video_valve".to_string(),
+            "live_audio_valve".to_string(),
+        ]
+        .into_iter()
+        .chain(panes)
         {
             if let Some(valve) = self.shared.pipeline.by_name(&v) {
                 valve.set_property("drop", !on);
