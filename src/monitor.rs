@@ -417,3 +417,20 @@ pub fn tsa_alarm(url: &str, error: &str) -> Alarm {
         since: now(),
     }
 }
+
+/// The livestream cannot be pushed to the platform (see `live::rtmp`).
+pub fn rtmp_alarm(error: &str) -> Alarm {
+    Alarm {
+        key: "rtmp_push_failed".into(),
+        code: "rtmp_push_failed".into(),
+        severity: Severity::Warning,
+        source: None,
+        message: format!(
+            "The livestream cannot be sent to the streaming platform: {error}. Recording and the court's own livestream page are not affected."
+        ),
+        message_zh: "直播无法推送到直播平台。录制和本院直播页面不受影响。".into(),
+        action: "Nothing to do in the courtroom; courtrec retries every few seconds. Tell court IT if it lasts.".into(),
+        action_zh: "法庭内无需操作，系统每隔几秒自动重试。如持续存在，请告知技术人员。".into(),
+        since: now(),
+    }
+}

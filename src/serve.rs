@@ -102,7 +102,13 @@ pub fn run(cfg: Config) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, format!("starting the runtime: {e}")))?;
-    let enforcer = crate::live::enforce(hearings.clone(), capture.clone(), relay.clone(), egress);
+    let enforcer = crate::live::enforce(
+        hearings.clone(),
+        capture.clone(),
+        relay.clone(),
+        egress,
+        state.alarms.clone(),
+    );
     rt.block_on(async move {
         tokio::spawn(enforcer);
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)

@@ -346,14 +346,29 @@ fn an_approved_hearing_is_pushed_over_rtmp_and_reconnects() {
             )),
         "the platform receives H.264 and AAC"
     );
-    // The platform goes down and comes back: the push reconnects by itself.
+    // The platform goes down (an alarm for court IT) and comes back: the push
+    // reconnects by itself.
     drop(nginx);
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        wait_for(std::time::Duration::from_secs(20), || alarm_keys(
+            &d, &clerk
+        )
+        .contains(&"rtmp_push_failed".to_string())),
+        "alarm while the platform is down: {:?}",
+        alarm_keys(&d, &clerk)
+    );
     let nginx = Nginx::start(&tmp.path().join("nginx"), port);
     assert!(
         wait_for(std::time::Duration::from_secs(40), || probe_rtmp(&url)
             .is_some()),
         "the push reconnects"
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || !alarm_keys(
+            &d, &clerk
+        )
+        .contains(&"rtmp_push_failed".to_string())),
+        "the alarm clears"
     );
     // Withdrawn: the push stops.
     d.ok(

@@ -1279,45 +1279,76 @@ pub(crate) fn check_timeline(
         };
         // Walk the timeline: each gap longer than the tolerance needs an excuse.
         let mut cursor = lo;
+        // What may be missing: every excuse, and the keyframe wait after each run's
+        // start. A gap is explained when these together cover it (a recess may run
+        // into a device fault, or a run too short to record anything sit between two).
+        let mut covers: Vec<(i64, i64, &str)> = excuses
+            .iter()
+            .map(|x| {
+                (
+                    x.from_ns,
+                    x.to_ns.saturating_add(wait.max(x.settle_ns)),
+                    x.why.as_str(),
+                )
+            })
+            .chain(run_starts.iter().map(|&s| {
+                (
+                    s - GAP_TOLERANCE_NS,
+                    s.saturating_add(wait),
+                    "the wait for the first keyframe of a run",
+                )
+            }))
+            .collect();
+        covers.sort_by_key(|c| c.0);
         let check_gap = |from: i64, to: i64, r: &mut Report| {
             if to - from <= GAP_TOLERANCE_NS {
                 return;
             }
-            // The keyframe wait after a run's start.
-            if run_starts.iter().any(|&s| {
-                s >= from - GAP_TOLERANCE_NS && s <= from + GAP_TOLERANCE_NS && to <= s + wait
-            }) {
-                return;
+            // Walk the covers in order; the longest stretch none covers decides.
+            let (mut cur, mut worst, mut why) = (from, (0i64, from, from), Vec::new());
+            for &(a, b, w) in &covers {
+                if b <= cur || a >= to {
+                    continue;
+                }
+                if a > cur && a - cur > worst.0 {
+                    worst = (a - cur, cur, a);
+                }
+                if !why.contains(&w) && !w.starts_with("the wait") {
+                    why.push(w);
+                }
+                cur = cur.max(b);
+                if cur >= to {
+                    break;
+                }
             }
-            let covering: Vec<&Excuse> = excuses
-                .iter()
-                .filter(|x| {
-                    x.from_ns <= from + GAP_TOLERANCE_NS
-                        && x.to_ns.saturating_add(wait.max(x.settle_ns)) >= to
-                })
-                .collect();
-            match covering.first() {
-                Some(x) => r.note(
-                    None,
-                    format!(
-                        "track {}: no media from {} to {}, explained by {}",
-                        track.name,
-                        fmt_t(from),
-                        fmt_t(to),
-                        x.why
-                    ),
-                ),
-                None => r.problem(
+            if cur < to && to - cur > worst.0 {
+                worst = (to - cur, cur, to);
+            }
+            if worst.0 <= GAP_TOLERANCE_NS {
+                if !why.is_empty() {
+                    r.note(
+                        None,
+                        format!(
+                            "track {}: no media from {} to {}, explained by {}",
+                            track.name,
+                            fmt_t(from),
+                            fmt_t(to),
+                            why.join(" and ")
+                        ),
+                    );
+                }
+            } else {
+                r.problem(
                     Problem::UnexplainedGap,
                     None,
                     format!(
                         "track {}: no media from {} to {} ({:.1} s), and no event explains it",
                         track.name,
-                        fmt_t(from),
-                        fmt_t(to),
-                        (to - from) as f64 / 1e9
+                        fmt_t(worst.1),
+                        fmt_t(worst.2),
+                        worst.0 as f64 / 1e9
                     ),
-                ),
+                );
             }
         };
         for s in &segs {

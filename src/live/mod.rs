@@ -327,6 +327,7 @@ pub async fn enforce(
     capture: Arc<crate::capture::pipeline::Capture>,
     relay: Arc<Relay>,
     egress: Option<Arc<rtmp::Egress>>,
+    alarms: Arc<crate::monitor::Alarms>,
 ) {
     let mut tick = tokio::time::interval(ENFORCE_INTERVAL);
     let mut last: Option<(bool, bool, Vec<String>)> = None;
@@ -337,6 +338,12 @@ pub async fn enforce(
         relay.drop_all_but(streaming.map(|d| d.id.as_str())).await;
         if let Some(e) = &egress {
             e.set_active(streaming.is_some());
+            // Court IT should see a platform that refuses or cannot be reached.
+            let failing = e.last_error.lock().ok().and_then(|l| l.clone());
+            match failing.filter(|_| streaming.is_some()) {
+                Some(why) => alarms.raise(crate::monitor::rtmp_alarm(&why)),
+                None => alarms.clear("rtmp_push_failed"),
+            }
         }
         let want = match streaming {
             Some(d) => (
