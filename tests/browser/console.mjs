@@ -2,7 +2,7 @@
 // Run by tests/console.rs, which starts the daemon; prints {"hearing_id": ...}.
 // Env: BASE_URL, SHOTS (screenshot folder), CAMERA_FILE (a file camera's video, moved
 // away to "pull the cable"), CASE_NUMBER.
-import { chromium } from "playwright-core";
+import { check, openPage } from "./lib.mjs";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -12,26 +12,8 @@ const CAMERA_FILE = process.env.CAMERA_FILE;
 const CASE = process.env.CASE_NUMBER;
 fs.mkdirSync(SHOTS, { recursive: true });
 
-function check(cond, what) {
-  if (!cond) throw new Error("FAILED: " + what);
-  console.error("ok - " + what);
-}
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-page.on("pageerror", (e) => {
-  console.error("page error: " + e.message);
-  process.exitCode = 1;
-});
-page.setDefaultTimeout(15000);
+const { browser, page } = await openPage(15000);
 
 // A screenshot of the current state in Chinese and in English (switched in script, so
 // it works with a dialog open too).

@@ -2,31 +2,13 @@
 // decoded and audio packets received, from getStats), several viewers at once, the
 // clerk's cut shows the paused picture, and a withdrawn approval drops the viewers.
 // Run by tests/live.rs. Env: BASE_URL, SHOTS, HEARING_ID. Prints {"ok": true}.
-import { chromium } from "playwright-core";
+import { check, openPage } from "./lib.mjs";
 import fs from "node:fs";
 import path from "node:path";
 
 const { BASE_URL, SHOTS, HEARING_ID } = process.env;
 fs.mkdirSync(SHOTS, { recursive: true });
-function check(cond, what) {
-  if (!cond) throw new Error("FAILED: " + what);
-  console.error("ok - " + what);
-}
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-page.on("pageerror", (e) => {
-  console.error("page error: " + e.message);
-  process.exitCode = 1;
-});
-page.setDefaultTimeout(20000);
+const { browser, page } = await openPage(20000);
 
 // Calls the API as a staff member (the page itself never logs in).
 async function staff(user, method, p) {

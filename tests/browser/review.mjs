@@ -3,32 +3,14 @@
 // party with an access code (that hearing only). Run by tests/review.rs.
 // Env: BASE_URL, SHOTS, CASE_PART, HEARING_ID, MARK_AT_S (the mark's position from the
 // start of the recording), CODE.
-import { chromium } from "playwright-core";
+import { check, openPage } from "./lib.mjs";
 import fs from "node:fs";
 import path from "node:path";
 
 const { BASE_URL, SHOTS, CASE_PART, HEARING_ID, MARK_AT_S, CODE } = process.env;
 fs.mkdirSync(SHOTS, { recursive: true });
-function check(cond, what) {
-  if (!cond) throw new Error("FAILED: " + what);
-  console.error("ok - " + what);
-}
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
-const page = await browser.newPage({ viewport: { width: 1366, height: 768 }, acceptDownloads: true });
-page.on("pageerror", (e) => {
-  console.error("page error: " + e.message);
-  process.exitCode = 1;
-});
-page.setDefaultTimeout(20000);
+const { browser, page } = await openPage(20000, { acceptDownloads: true });
 
 async function shots(name) {
   for (const lang of ["zh", "en"]) {

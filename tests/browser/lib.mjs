@@ -1,0 +1,28 @@
+// What every browser test shares: Debian's Chromium started headless with the flags
+// this closed network needs, a 1366x768 page whose script errors fail the test, and
+// `check`, which prints each passed step and throws on the first failed one.
+import { chromium } from "playwright-core";
+
+export function check(cond, what) {
+  if (!cond) throw new Error("FAILED: " + what);
+  console.error("ok - " + what);
+}
+
+export async function openPage(timeoutMs, pageOptions = {}) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+  const page = await browser.newPage({ viewport: { width: 1366, height: 768 }, ...pageOptions });
+  page.on("pageerror", (e) => {
+    console.error("page error: " + e.message);
+    process.exitCode = 1;
+  });
+  page.setDefaultTimeout(timeoutMs);
+  return { browser, page };
+}
