@@ -18,21 +18,10 @@ use courtrec::archive::{DataDir, HearingDir, manifest};
 use std::sync::Arc;
 
 fn event(h: &str, dev: &str, kind: EventKind, t_ns: Option<i64>, wall: &str) -> EventRecord {
-    EventRecord {
-        hearing_id: h.into(),
-        device_id: dev.into(),
-        kind,
-        wall_time: wall.into(),
-        media_time_ns: t_ns,
-        actor: Some("bench".into()),
-        reason: None,
-        text: None,
-        source: None,
-        gap_from_ns: None,
-        gap_to_ns: None,
-        meta: None,
-        tracks: None,
-    }
+    let mut e = EventRecord::new(h, dev, kind, wall.to_string());
+    e.media_time_ns = t_ns;
+    e.actor = Some("bench".into());
+    e
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

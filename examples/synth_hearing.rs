@@ -13,21 +13,10 @@ use courtrec::archive::{DataDir, HearingDir};
 use std::sync::Arc;
 
 fn event(id: &str, kind: EventKind, t_ns: i64) -> EventRecord {
-    EventRecord {
-        hearing_id: id.into(),
-        device_id: "dev-bench".into(),
-        kind,
-        wall_time: format_wall(chrono::Utc::now()),
-        media_time_ns: Some(t_ns),
-        actor: Some("bench".into()),
-        reason: None,
-        text: None,
-        source: None,
-        gap_from_ns: None,
-        gap_to_ns: None,
-        meta: None,
-        tracks: None,
-    }
+    let mut e = EventRecord::new(id, "dev-bench", kind, format_wall(chrono::Utc::now()));
+    e.media_time_ns = Some(t_ns);
+    e.actor = Some("bench".into());
+    e
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -232,29 +232,20 @@ pub fn export(
         .map(|e| e.device_id.clone())
         .unwrap_or_default();
     let exported_at = format_wall(chrono::Utc::now());
-    let ev = EventRecord {
-        hearing_id: doc.id.clone(),
-        device_id: device_id.clone(),
-        kind: EventKind::Export,
-        wall_time: exported_at.clone(),
-        media_time_ns: None,
-        actor: Some(req.actor.clone()),
-        reason: None,
-        text: Some(format!(
-            "exported {} of {} segment(s) of {} to a bundle",
-            match (req.from_ns, req.to_ns) {
-                (None, None) => "all".to_string(),
-                _ => "a clip".to_string(),
-            },
-            n_segments,
-            tracks.join(", ")
-        )),
-        source: None,
-        gap_from_ns: req.from_ns,
-        gap_to_ns: req.to_ns,
-        meta: None,
-        tracks: Some(tracks.clone()),
-    };
+    let mut ev = EventRecord::new(&doc.id, &device_id, EventKind::Export, exported_at.clone());
+    ev.actor = Some(req.actor.clone());
+    ev.text = Some(format!(
+        "exported {} of {} segment(s) of {} to a bundle",
+        match (req.from_ns, req.to_ns) {
+            (None, None) => "all".to_string(),
+            _ => "a clip".to_string(),
+        },
+        n_segments,
+        tracks.join(", ")
+    ));
+    ev.gap_from_ns = req.from_ns;
+    ev.gap_to_ns = req.to_ns;
+    ev.tracks = Some(tracks.clone());
     let export_entry = log.append(Record::Event(ev))?;
     if let Some(e) = log.checkpoint_error() {
         crate::bail!(

@@ -125,6 +125,27 @@ pub struct EventRecord {
     pub tracks: Option<Vec<String>>,
 }
 
+impl EventRecord {
+    /// An event with every optional field empty; callers set what applies.
+    pub fn new(hearing_id: &str, device_id: &str, kind: EventKind, wall_time: String) -> Self {
+        EventRecord {
+            hearing_id: hearing_id.to_string(),
+            device_id: device_id.to_string(),
+            kind,
+            wall_time,
+            media_time_ns: None,
+            actor: None,
+            reason: None,
+            text: None,
+            source: None,
+            gap_from_ns: None,
+            gap_to_ns: None,
+            meta: None,
+            tracks: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentRecord {
     pub hearing_id: String,

@@ -143,21 +143,7 @@ impl HearingService {
     }
 
     fn event(&self, hearing_id: &str, kind: EventKind) -> EventRecord {
-        EventRecord {
-            hearing_id: hearing_id.to_string(),
-            device_id: self.device_id.clone(),
-            kind,
-            wall_time: now_wall(),
-            media_time_ns: None,
-            actor: None,
-            reason: None,
-            text: None,
-            source: None,
-            gap_from_ns: None,
-            gap_to_ns: None,
-            tracks: None,
-            meta: None,
-        }
+        EventRecord::new(hearing_id, &self.device_id, kind, now_wall())
     }
 
     fn settings(&self) -> SegmentSettings {
