@@ -113,7 +113,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     let capture_rt = ticks * 100_000 / 9;
                     let capture_wall = wall0 + (capture_rt - rt0);
-                    lat.lock().await.push((now - capture_wall) as f64 / 1e6);
+                    let ms = (now - capture_wall) as f64 / 1e6;
+                    if std::env::var_os("WHEP_VIEWERS_TRACE").is_some() {
+                        eprintln!("{} {ms:.0}", now / 1_000_000);
+                    }
+                    lat.lock().await.push(ms);
                 }
             });
             Box::pin(async {})

@@ -74,8 +74,9 @@ pub fn run(cfg: Config) -> Result<()> {
             cfg.livestream.max_viewers,
             cfg.livestream.ice_servers.clone(),
             Arc::new(move || capture.request_live_keyframe()),
-        ))
+        )?)
     };
+    relay.start();
     capture.attach_live(relay.clone());
     let egress = cfg.livestream.rtmp_url.as_deref().map(|url| {
         let e = Arc::new(crate::live::rtmp::Egress::new(url));
