@@ -107,6 +107,19 @@ enum Cmd {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Watches a livestream like a browser would (WHEP) and prints, as JSON, what
+    /// arrived and how late: court IT's check that the public can see a hearing.
+    /// Fails if no viewer was accepted or one received no picture.
+    Watch {
+        /// The hearing's `whep_url` (absolute).
+        url: String,
+        /// How many viewers to connect at once.
+        #[arg(long, default_value_t = 1)]
+        viewers: usize,
+        /// How long to watch.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Prints the GStreamer pipeline the config builds.
     Pipeline {
         #[arg(long)]
@@ -203,6 +216,23 @@ fn main() -> ExitCode {
                 actor,
             )
         }),
+        Cmd::Watch {
+            url,
+            viewers,
+            seconds,
+        } => tokio::runtime::Runtime::new()
+            .map_err(|e| format!("starting the runtime: {e}"))
+            .and_then(|rt| rt.block_on(courtrec::live::watch::watch(&url, viewers, seconds)))
+            .and_then(|r| {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                if r.viewers == 0 {
+                    Err(format!("no viewer was accepted: {:?}", r.refused))
+                } else if r.per_viewer.iter().any(|v| v.video_frames == 0) {
+                    Err("a viewer received no picture".into())
+                } else {
+                    Ok(())
+                }
+            }),
         Cmd::Pipeline { config } => load(&config).map(|cfg| {
             println!("{}", courtrec::capture::pipeline::describe(&cfg).text());
         }),

@@ -73,7 +73,14 @@ pub fn run(cfg: Config) -> Result<()> {
         Arc::new(crate::live::Relay::new(
             cfg.livestream.max_viewers,
             cfg.livestream.ice_servers.clone(),
-            Arc::new(move || capture.request_live_keyframe()),
+            Arc::new({
+                let capture = capture.clone();
+                move || capture.request_live_keyframe()
+            }),
+            Arc::new(move || {
+                use crate::capture::CaptureControl;
+                capture.running_time_ns()
+            }),
         )?)
     };
     relay.start();

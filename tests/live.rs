@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn live(h: &Value) -> (bool, bool, bool) {
     let l = &h["livestream"];
@@ -380,4 +381,103 @@ fn an_approved_hearing_is_pushed_over_rtmp_and_reconnects() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(probe_rtmp(&url), None, "the push stops with the approval");
     drop(nginx);
+}
+
+/// Viewers of a hearing, as its JSON reports them.
+fn viewers(d: &Daemon, token: &str, id: &str) -> u64 {
+    d.ok("GET", &format!("/api/v1/hearings/{id}"), token, None)["livestream"]["viewers"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A viewer that stops reading (its process frozen: it neither reads its socket nor
+/// answers ICE consent checks) is dropped by the server, and meanwhile the other
+/// viewers and the recording carry on undisturbed. `courtrec watch` stands in for
+/// the browsers: one process stays healthy, the other is stopped with SIGSTOP.
+#[test]
+fn a_viewer_that_stops_reading_is_dropped_without_slowing_the_others() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), None, "live-stuck");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let id = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初903号", "title": "livestream", "visibility": "public"})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        None,
+    );
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    let url = format!("{}/api/v1/hearings/{id}/whep", d.base);
+    let watch = |viewers: &str, seconds: &str| {
+        std::process::Command::new(bin())
+            .args(["watch", &url, "--viewers", viewers, "--seconds", seconds])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("courtrec watch")
+    };
+    let healthy = watch("2", "45");
+    let mut stuck = watch("1", "300");
+    assert!(
+        wait_for(Duration::from_secs(30), || viewers(&d, &clerk, &id) == 3),
+        "three viewers connect"
+    );
+    // Let the stuck viewer receive for a moment, then freeze it.
+    std::thread::sleep(Duration::from_secs(3));
+    kill(Pid::from_raw(stuck.id() as i32), Signal::SIGSTOP).unwrap();
+    let frozen = std::time::Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(40), || viewers(&d, &clerk, &id) == 2),
+        "the frozen viewer is dropped"
+    );
+    eprintln!("frozen viewer dropped after {:?}", frozen.elapsed());
+    let out = healthy.wait_with_output().unwrap();
+    let _ = stuck.kill();
+    let _ = stuck.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("healthy viewers: {r}");
+    assert_eq!(r["viewers"], 2);
+    for v in r["per_viewer"].as_array().unwrap() {
+        // 45 s at 15 frames a second is 675 frames; half is plenty under CI load.
+        assert!(v["video_frames"].as_u64().unwrap() > 330, "{v}");
+        assert!(v["audio_packets"].as_u64().unwrap() > 300, "{v}");
+        // Never a stall while the other viewer froze and was dropped.
+        assert!(v["max_video_gap_ms"].as_f64().unwrap() < 2000.0, "{v}");
+    }
+    assert!(r["latency_ms"]["p95"].as_f64().unwrap() < 1500.0, "{r}");
+    // The recording saw nothing of it.
+    assert!(
+        !alarm_keys(&d, &clerk)
+            .iter()
+            .any(|k| k.contains("frames_dropped")),
+        "{:?}",
+        alarm_keys(&d, &clerk)
+    );
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+    let (code, text) = verify(&tmp.path().join("data/hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("no media from"), "no gap: {text}");
 }

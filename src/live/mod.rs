@@ -20,10 +20,12 @@
 //! stops answering is dropped once ICE declares its connection failed.
 
 pub mod rtmp;
+pub mod watch;
 
 use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
@@ -33,15 +35,16 @@ use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
-use webrtc::interceptor::report::sender::SenderReport;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::util::Unmarshal;
@@ -61,9 +64,9 @@ const VIEWER_FAILED_AFTER: std::time::Duration = std::time::Duration::from_secs(
 const NACK_LOG2_PACKETS: u8 = 9;
 
 /// The WebRTC stack every viewer's connection is made from: built once, so a viewer
-/// costs only its own connection. Send-only viewers need just two interceptors:
-/// the NACK responder (retransmission) and sender reports (the browser's
-/// audio/video sync). The default set's NACK generator, receiver reports and
+/// costs only its own connection. Send-only viewers need one interceptor: the NACK
+/// responder (retransmission). Sender reports come from `Relay::sender_reports`, on
+/// the capture clock. The default set's NACK generator, receiver reports and
 /// transport-wide congestion feedback serve incoming media, which there is none of,
 /// yet each adds work to every packet sent.
 fn webrtc_api() -> std::result::Result<API, webrtc::Error> {
@@ -82,7 +85,6 @@ fn webrtc_api() -> std::result::Result<API, webrtc::Error> {
     registry.add(Box::new(
         Responder::builder().with_log2_size(NACK_LOG2_PACKETS),
     ));
-    registry.add(Box::new(SenderReport::builder()));
     let mut s = SettingEngine::default();
     // No mDNS (a closed network); loopback candidates too (a viewer on the box).
     s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
@@ -103,10 +105,47 @@ fn webrtc_api() -> std::result::Result<API, webrtc::Error> {
 struct Viewer {
     hearing_id: String,
     pc: Arc<RTCPeerConnection>,
+    /// Video and audio senders, with what the relay had sent before this viewer
+    /// joined (packets, payload bytes): its sender reports count from there.
+    senders: [(Arc<RTCRtpSender>, (u64, u64)); 2],
 }
 
 /// Asks the capture for a keyframe of the public stream.
 pub type KeyframeFn = Arc<dyn Fn() + Send + Sync>;
+
+/// The capture pipeline's running time now, in ns (what RTP timestamps count).
+pub type ClockFn = Arc<dyn Fn() -> Option<i64> + Send + Sync>;
+
+/// How often each viewer gets a sender report per track (RFC 3550 suggests 5 s at
+/// most; browsers start lip sync at the first one).
+const SENDER_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// RTP clock rates of the public stream's video and audio.
+const CLOCK_RATES: [i64; 2] = [90_000, 48_000];
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
+
+/// A sender report's two clocks for "now": the NTP wall clock, and the RTP timestamp a
+/// frame captured now carries (the payloaders have no random offset: RTP timestamps
+/// are the pipeline's running time at the clock rate). The webrtc crate's own sender
+/// reports map the time a packet was *sent*, which puts the encoders' delay into the
+/// picture and sound unequally (lip sync off by the difference) and hides it from any
+/// latency measurement.
+pub fn capture_clock_report(running_ns: i64, unix_ns: i64, clock_rate: i64) -> (u64, u32) {
+    let unix_ns = unix_ns.max(0) as u64;
+    let secs = unix_ns / 1_000_000_000 + NTP_UNIX_OFFSET_S;
+    let frac = ((unix_ns % 1_000_000_000) << 32) / 1_000_000_000;
+    let rtp = (i128::from(running_ns.max(0)) * i128::from(clock_rate) / 1_000_000_000) as u64;
+    ((secs << 32) | frac, rtp as u32)
+}
+
+/// The Unix time in ns of an NTP timestamp (inverse of `capture_clock_report`'s).
+pub fn ntp_to_unix_ns(ntp: u64) -> i64 {
+    let secs = (ntp >> 32) as i64 - NTP_UNIX_OFFSET_S as i64;
+    let frac_ns = ((ntp & 0xffff_ffff) * 1_000_000_000) >> 32;
+    secs * 1_000_000_000 + frac_ns as i64
+}
 
 /// The relay: packets in from the capture, out to the viewers.
 pub struct Relay {
@@ -119,6 +158,9 @@ pub struct Relay {
     max_viewers: usize,
     ice_servers: Vec<String>,
     keyframe: KeyframeFn,
+    clock: ClockFn,
+    /// Packets and payload bytes written so far, video then audio (sender reports).
+    sent: [(AtomicU64, AtomicU64); 2],
     api: API,
     /// The livestream's runtime (see the module doc).
     rt: tokio::runtime::Handle,
@@ -141,6 +183,7 @@ impl Relay {
         max_viewers: usize,
         ice_servers: Vec<String>,
         keyframe: KeyframeFn,
+        clock: ClockFn,
     ) -> Result<Relay> {
         let api = webrtc_api().map_err(|e| {
             Error::new(
@@ -188,6 +231,8 @@ impl Relay {
             max_viewers,
             ice_servers,
             keyframe,
+            clock,
+            sent: Default::default(),
             api,
             rt: handle,
         })
@@ -278,13 +323,16 @@ impl Relay {
                 return Err(werr("video track", e));
             }
         };
-        if let Err(e) = pc
+        let asender = match pc
             .add_track(self.audio_track.clone() as Arc<dyn TrackLocal + Send + Sync>)
             .await
         {
-            close(pc).await;
-            return Err(werr("audio track", e));
-        }
+            Ok(s) => s,
+            Err(e) => {
+                close(pc).await;
+                return Err(werr("audio track", e));
+            }
+        };
         if let Err(e) = pc.set_remote_description(offer).await {
             close(pc).await;
             return Err(Error::new(
@@ -319,11 +367,21 @@ impl Relay {
                 Viewer {
                     hearing_id: hearing_id.to_string(),
                     pc: pc.clone(),
+                    senders: [0, 1].map(|i| {
+                        let sender = if i == 0 { &vsender } else { &asender };
+                        let (p, b) = &self.sent[i];
+                        (
+                            sender.clone(),
+                            (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
+                        )
+                    }),
                 },
             );
         }
-        // A picture-loss report asks the encoder for a keyframe. (Reading RTCP also
-        // feeds the NACK responder.)
+        // Audio RTCP is only read (for the interceptors); a picture-loss report on
+        // video asks the encoder for a keyframe. (Reading RTCP also feeds the NACK
+        // responder.)
+        tokio::spawn(async move { while asender.read_rtcp().await.is_ok() {} });
         let keyframe = self.keyframe.clone();
         tokio::spawn(async move {
             while let Ok((pkts, _)) = vsender.read_rtcp().await {
@@ -365,25 +423,96 @@ impl Relay {
     }
 
     async fn forward(self: Arc<Self>) {
-        let writer = |track: Arc<TrackLocalStaticRTP>, mut rx: broadcast::Receiver<Arc<Packet>>| async move {
-            loop {
-                match rx.recv().await {
-                    // An error names connections that are closing; the state handler
-                    // removes them. The other viewers were still sent the packet.
-                    Ok(p) => {
-                        let _ = track.write_rtp(&p).await;
+        let writer = |i: usize, mut rx: broadcast::Receiver<Arc<Packet>>| {
+            let me = self.clone();
+            async move {
+                let track = if i == 0 {
+                    &me.video_track
+                } else {
+                    &me.audio_track
+                };
+                loop {
+                    match rx.recv().await {
+                        // An error names connections that are closing; the state handler
+                        // removes them. The other viewers were still sent the packet.
+                        Ok(p) => {
+                            let _ = track.write_rtp(&p).await;
+                            me.sent[i].0.fetch_add(1, Ordering::Relaxed);
+                            me.sent[i]
+                                .1
+                                .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!("livestream writer fell behind: {n} packets skipped");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!("livestream writer fell behind: {n} packets skipped");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
                 }
             }
         };
         tokio::join!(
-            writer(self.video_track.clone(), self.video.subscribe()),
-            writer(self.audio_track.clone(), self.audio.subscribe()),
+            writer(0, self.video.subscribe()),
+            writer(1, self.audio.subscribe()),
+            self.clone().sender_reports(),
         );
+    }
+
+    /// Sends each connected viewer a sender report per track on the capture clock
+    /// (see `capture_clock_report`), once a second.
+    async fn sender_reports(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(SENDER_REPORT_INTERVAL);
+        loop {
+            tick.tick().await;
+            type Senders = [(Arc<RTCRtpSender>, (u64, u64)); 2];
+            let viewers: Vec<(Arc<RTCPeerConnection>, Senders)> =
+                self.viewers.lock().map_or(Vec::new(), |v| {
+                    v.values()
+                        .filter(|v| v.pc.connection_state() == RTCPeerConnectionState::Connected)
+                        .map(|v| (v.pc.clone(), v.senders.clone()))
+                        .collect()
+                });
+            if viewers.is_empty() {
+                continue;
+            }
+            // Both clocks read together: the mapping is as exact as these two reads.
+            let Some(running_ns) = (self.clock)() else {
+                continue;
+            };
+            let unix_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            let sent = [0, 1].map(|i| {
+                (
+                    self.sent[i].0.load(Ordering::Relaxed),
+                    self.sent[i].1.load(Ordering::Relaxed),
+                )
+            });
+            for (pc, senders) in viewers {
+                let mut reports: Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>> =
+                    Vec::new();
+                for (i, (sender, (p0, b0))) in senders.iter().enumerate() {
+                    let Some(ssrc) = sender
+                        .get_parameters()
+                        .await
+                        .encodings
+                        .first()
+                        .map(|e| e.ssrc)
+                    else {
+                        continue;
+                    };
+                    let (ntp_time, rtp_time) =
+                        capture_clock_report(running_ns, unix_ns, CLOCK_RATES[i]);
+                    reports.push(Box::new(SenderReport {
+                        ssrc,
+                        ntp_time,
+                        rtp_time,
+                        packet_count: sent[i].0.wrapping_sub(*p0) as u32,
+                        octet_count: sent[i].1.wrapping_sub(*b0) as u32,
+                        ..Default::default()
+                    }));
+                }
+                // A viewer going away meanwhile is not an error.
+                let _ = pc.write_rtcp(&reports).await;
+            }
+        }
     }
 
     /// Ends a viewer's session. False if there was none.
@@ -470,5 +599,31 @@ pub async fn enforce(
             }
             last = Some(want);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_reports_map_capture_time_to_wall_time() {
+        // 2026-11-27T10:00:00.25Z, running time 12.5 s.
+        let unix_ns = 1_795_773_600_250_000_000i64;
+        let (ntp, rtp) = capture_clock_report(12_500_000_000, unix_ns, 90_000);
+        assert_eq!(rtp, 1_125_000);
+        assert_eq!(ntp >> 32, 1_795_773_600 + NTP_UNIX_OFFSET_S);
+        assert_eq!(ntp & 0xffff_ffff, 1 << 30, "a quarter second");
+        // Back to Unix time within a nanosecond (the fraction's resolution).
+        assert!((ntp_to_unix_ns(ntp) - unix_ns).abs() <= 1);
+        // RTP time wraps at 2^32 like the payloaders' (13.25 h at 90 kHz).
+        let day_ns = 86_400_000_000_000i64;
+        let (_, rtp) = capture_clock_report(day_ns, unix_ns, 90_000);
+        assert_eq!(
+            rtp,
+            ((day_ns as i128 * 90_000 / 1_000_000_000) % (1 << 32)) as u32
+        );
+        let (_, rtp) = capture_clock_report(1_000_000_000, unix_ns, 48_000);
+        assert_eq!(rtp, 48_000);
     }
 }
