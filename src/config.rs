@@ -174,6 +174,12 @@ pub struct Livestream {
     /// Also push the stream of an approved hearing to this platform
     /// (`rtmp://host/app/stream-key`); reconnects by itself.
     pub rtmp_url: Option<String>,
+    /// Also publish it over WebRTC to this WHIP endpoint (RFC 9725), e.g. a court
+    /// platform's SFU: `https://live.court.example/whip/room-3`. Same H.264 and Opus
+    /// as the viewers get, no second encoding; reconnects by itself.
+    pub whip_url: Option<String>,
+    /// The bearer token the WHIP endpoint expects, if any.
+    pub whip_token: Option<String>,
 }
 
 impl Default for Livestream {
@@ -182,6 +188,8 @@ impl Default for Livestream {
             max_viewers: 200,
             ice_servers: Vec::new(),
             rtmp_url: None,
+            whip_url: None,
+            whip_token: None,
         }
     }
 }
@@ -437,6 +445,14 @@ impl Config {
                 format!("field `livestream.rtmp_url`: {url:?} is not an rtmp:// URL"),
             ));
         }
+        if let Some(url) = &cfg.livestream.whip_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(fail(
+                text.find("whip_url").unwrap_or(0),
+                format!("field `livestream.whip_url`: {url:?} is not an http:// or https:// URL"),
+            ));
+        }
         if cfg.device.tsa_retry_s == 0 {
             return Err(fail(
                 text.find("tsa_retry_s").unwrap_or(0),
@@ -682,5 +698,23 @@ mod tests {
         let e = Config::parse("x.toml", text, None).unwrap_err();
         assert!(e.msg.contains("nmae"), "{e}");
         assert_eq!(e.line, 4);
+    }
+    #[test]
+    fn platform_urls_must_be_of_their_protocol() {
+        let base = "[courtroom]\nid = \"a\"\nname = \"A\"\n\
+                    [[camera]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"test\"\n\
+                    [[microphone]]\nid = \"m1\"\nrole = \"judge\"\nkind = \"test\"\n\
+                    [livestream]\n";
+        for (field, bad, good) in [
+            ("rtmp_url", "http://x/live", "rtmp://x/live/key"),
+            ("whip_url", "rtmp://x/live", "https://x/whip/room-1"),
+        ] {
+            let e =
+                Config::parse("x.toml", &format!("{base}{field} = \"{bad}\"\n"), None).unwrap_err();
+            assert!(e.msg.contains(field), "{e}");
+            assert_eq!(e.line, 13, "{e}");
+            Config::parse("x.toml", &format!("{base}{field} = \"{good}\"\n"), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }

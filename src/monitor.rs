@@ -418,11 +418,20 @@ pub fn tsa_alarm(url: &str, error: &str) -> Alarm {
     }
 }
 
-/// The livestream cannot be pushed to the platform (see `live::rtmp`).
+/// The livestream cannot be pushed to the platform over RTMP (see `live::rtmp`).
 pub fn rtmp_alarm(error: &str) -> Alarm {
+    push_alarm("rtmp_push_failed", error)
+}
+
+/// The livestream cannot be published to the platform over WHIP (see `live::whip`).
+pub fn whip_alarm(error: &str) -> Alarm {
+    push_alarm("whip_push_failed", error)
+}
+
+fn push_alarm(code: &str, error: &str) -> Alarm {
     Alarm {
-        key: "rtmp_push_failed".into(),
-        code: "rtmp_push_failed".into(),
+        key: code.into(),
+        code: code.into(),
         severity: Severity::Warning,
         source: None,
         message: format!(

@@ -91,6 +91,13 @@ pub fn run(cfg: Config) -> Result<()> {
         e
     });
 
+    let whip = cfg.livestream.whip_url.as_deref().map(|url| {
+        Arc::new(crate::live::whip::WhipEgress::new(
+            url,
+            cfg.livestream.whip_token.as_deref(),
+            relay.clone(),
+        ))
+    });
     let state = AppState {
         cfg: cfg.clone(),
         data_dir: data.root.clone(),
@@ -115,6 +122,7 @@ pub fn run(cfg: Config) -> Result<()> {
         capture.clone(),
         relay.clone(),
         egress,
+        whip,
         state.alarms.clone(),
     );
     rt.block_on(async move {

@@ -21,6 +21,7 @@
 
 pub mod rtmp;
 pub mod watch;
+pub mod whip;
 
 use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
@@ -42,9 +43,10 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtp::packet::Packet;
-use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::{RTCPFeedback, RTCRtpTransceiverInit};
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::util::Unmarshal;
@@ -101,9 +103,19 @@ fn webrtc_api() -> std::result::Result<API, webrtc::Error> {
         .build())
 }
 
-/// One viewer.
+/// Who a connection serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// A WHEP viewer (counted, limited by `max_viewers`).
+    Public,
+    /// A platform we publish to (WHIP).
+    Platform,
+}
+
+/// One viewer, or the platform a WHIP push feeds.
 struct Viewer {
     hearing_id: String,
+    audience: Audience,
     pc: Arc<RTCPeerConnection>,
     /// Video and audio senders, with what the relay had sent before this viewer
     /// joined (packets, payload bytes): its sender reports count from there.
@@ -242,7 +254,9 @@ impl Relay {
     pub fn viewer_count(&self, hearing_id: Option<&str>) -> usize {
         self.viewers.lock().map_or(0, |v| {
             v.values()
-                .filter(|x| hearing_id.is_none_or(|h| x.hearing_id == h))
+                .filter(|x| {
+                    x.audience == Audience::Public && hearing_id.is_none_or(|h| x.hearing_id == h)
+                })
                 .count()
         })
     }
@@ -291,6 +305,44 @@ impl Relay {
         }
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| Error::new(ErrorKind::BadRequest, format!("not an SDP offer: {e}")))?;
+        let (pc, senders) = self.sender_connection(false).await?;
+        let close = |pc: Arc<RTCPeerConnection>| async move {
+            let _ = pc.close().await;
+        };
+        if let Err(e) = pc.set_remote_description(offer).await {
+            close(pc).await;
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                format!("the SDP offer cannot be used: {e}"),
+            ));
+        }
+        let answer = match pc.create_answer(None).await {
+            Ok(a) => a,
+            Err(e) => {
+                close(pc).await;
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    format!("no answer to this offer: {e}"),
+                ));
+            }
+        };
+        let local = match gather(&pc, answer).await {
+            Ok(l) => l,
+            Err(e) => {
+                close(pc).await;
+                return Err(e);
+            }
+        };
+        let id = self.register(hearing_id, Audience::Public, pc, senders);
+        Ok((id, local))
+    }
+
+    /// A connection sending the shared tracks, not yet negotiated: `sendonly` when we
+    /// make the offer (WHIP), plain tracks when we answer a viewer's (WHEP).
+    async fn sender_connection(
+        &self,
+        sendonly: bool,
+    ) -> Result<(Arc<RTCPeerConnection>, [Arc<RTCRtpSender>; 2])> {
         let werr =
             |what: &str, e: webrtc::Error| Error::new(ErrorKind::Internal, format!("{what}: {e}"));
         let cfg = RTCConfiguration {
@@ -310,62 +362,58 @@ impl Relay {
                 .await
                 .map_err(|e| werr("peer connection", e))?,
         );
-        let close = |pc: Arc<RTCPeerConnection>| async move {
+        let mut senders = Vec::new();
+        for track in [&self.video_track, &self.audio_track] {
+            let track = track.clone() as Arc<dyn TrackLocal + Send + Sync>;
+            let sender = if sendonly {
+                match pc
+                    .add_transceiver_from_track(
+                        track,
+                        Some(RTCRtpTransceiverInit {
+                            direction: RTCRtpTransceiverDirection::Sendonly,
+                            send_encodings: vec![],
+                        }),
+                    )
+                    .await
+                {
+                    Ok(t) => Ok(t.sender().await),
+                    Err(e) => Err(e),
+                }
+            } else {
+                pc.add_track(track).await
+            };
+            match sender {
+                Ok(s) => senders.push(s),
+                Err(e) => {
+                    let _ = pc.close().await;
+                    return Err(werr("track", e));
+                }
+            }
+        }
+        let (Some(asender), Some(vsender)) = (senders.pop(), senders.pop()) else {
             let _ = pc.close().await;
+            return Err(Error::new(ErrorKind::Internal, "no track senders"));
         };
-        let vsender = match pc
-            .add_track(self.video_track.clone() as Arc<dyn TrackLocal + Send + Sync>)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                close(pc).await;
-                return Err(werr("video track", e));
-            }
-        };
-        let asender = match pc
-            .add_track(self.audio_track.clone() as Arc<dyn TrackLocal + Send + Sync>)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                close(pc).await;
-                return Err(werr("audio track", e));
-            }
-        };
-        if let Err(e) = pc.set_remote_description(offer).await {
-            close(pc).await;
-            return Err(Error::new(
-                ErrorKind::BadRequest,
-                format!("the SDP offer cannot be used: {e}"),
-            ));
-        }
-        let answer = match pc.create_answer(None).await {
-            Ok(a) => a,
-            Err(e) => {
-                close(pc).await;
-                return Err(Error::new(
-                    ErrorKind::BadRequest,
-                    format!("no answer to this offer: {e}"),
-                ));
-            }
-        };
-        let mut gathered = pc.gathering_complete_promise().await;
-        if let Err(e) = pc.set_local_description(answer).await {
-            close(pc).await;
-            return Err(werr("local description", e));
-        }
-        let _ = gathered.recv().await;
-        let Some(local) = pc.local_description().await else {
-            close(pc).await;
-            return Err(Error::new(ErrorKind::Internal, "no local description"));
-        };
+        Ok((pc, [vsender, asender]))
+    }
+
+    /// Keeps a negotiated connection: its RTCP is read (a picture-loss report asks
+    /// for a keyframe), it gets a keyframe and sender reports once connected, and it
+    /// is forgotten when it fails. Returns its session id.
+    fn register(
+        self: &Arc<Self>,
+        hearing_id: &str,
+        audience: Audience,
+        pc: Arc<RTCPeerConnection>,
+        [vsender, asender]: [Arc<RTCRtpSender>; 2],
+    ) -> String {
         let id = hex::encode(rand::random::<[u8; 12]>());
         if let Ok(mut v) = self.viewers.lock() {
             v.insert(
                 id.clone(),
                 Viewer {
                     hearing_id: hearing_id.to_string(),
+                    audience,
                     pc: pc.clone(),
                     senders: [0, 1].map(|i| {
                         let sender = if i == 0 { &vsender } else { &asender };
@@ -413,7 +461,39 @@ impl Relay {
             })
         }));
         (self.keyframe)();
-        Ok((id, local.sdp))
+        id
+    }
+
+    /// Publishes the public stream to a WHIP endpoint (RFC 9725): our offer is
+    /// POSTed with the bearer `token`, the answer connects. Returns the session id
+    /// (gone from the relay once the connection fails) and the resource URL to
+    /// DELETE when publishing stops.
+    pub async fn publish_whip(
+        self: &Arc<Self>,
+        hearing_id: &str,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<(String, Option<String>)> {
+        let (me, hearing_id, url, token) = (
+            self.clone(),
+            hearing_id.to_string(),
+            url.to_string(),
+            token.map(str::to_string),
+        );
+        self.on_live_thread(async move {
+            let (pc, senders) = me.sender_connection(true).await?;
+            match whip_offer(&pc, &url, token.as_deref()).await {
+                Ok(location) => Ok((
+                    me.register(&hearing_id, Audience::Platform, pc, senders),
+                    location,
+                )),
+                Err(e) => {
+                    let _ = pc.close().await;
+                    Err(e)
+                }
+            }
+        })
+        .await?
     }
 
     /// Starts writing the capture's packets to the shared tracks, each packet once
@@ -531,6 +611,14 @@ impl Relay {
         }
     }
 
+    /// Is the session's connection up?
+    pub fn session_connected(&self, session: &str) -> bool {
+        self.viewers.lock().is_ok_and(|v| {
+            v.get(session)
+                .is_some_and(|x| x.pc.connection_state() == RTCPeerConnectionState::Connected)
+        })
+    }
+
     /// The hearing of a session, if it exists.
     pub fn session_hearing(&self, session: &str) -> Option<String> {
         self.viewers
@@ -566,6 +654,7 @@ pub async fn enforce(
     capture: Arc<crate::capture::pipeline::Capture>,
     relay: Arc<Relay>,
     egress: Option<Arc<rtmp::Egress>>,
+    whip: Option<Arc<whip::WhipEgress>>,
     alarms: Arc<crate::monitor::Alarms>,
 ) {
     let mut tick = tokio::time::interval(ENFORCE_INTERVAL);
@@ -584,9 +673,17 @@ pub async fn enforce(
                 None => alarms.clear("rtmp_push_failed"),
             }
         }
+        if let Some(w) = &whip {
+            w.set_active(streaming.map(|d| d.id.as_str()));
+            let failing = w.last_error.lock().ok().and_then(|l| l.clone());
+            match failing.filter(|_| streaming.is_some()) {
+                Some(why) => alarms.raise(crate::monitor::whip_alarm(&why)),
+                None => alarms.clear("whip_push_failed"),
+            }
+        }
         let want = match streaming {
             Some(d) => (
-                relay.viewer_count(Some(&d.id)) > 0 || egress.is_some(),
+                relay.viewer_count(Some(&d.id)) > 0 || egress.is_some() || whip.is_some(),
                 d.stream_paused(),
                 d.livestream.excluded.clone(),
             ),
@@ -600,6 +697,72 @@ pub async fn enforce(
             last = Some(want);
         }
     }
+}
+
+/// Sets `desc` as the local description and waits for every ICE candidate (WHEP and
+/// WHIP here do not trickle); returns the complete SDP.
+async fn gather(pc: &RTCPeerConnection, desc: RTCSessionDescription) -> Result<String> {
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(desc)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("local description: {e}")))?;
+    let _ = gathered.recv().await;
+    pc.local_description()
+        .await
+        .map(|l| l.sdp)
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "no local description"))
+}
+
+/// The WHIP exchange (RFC 9725 section 4.2): POST the offer as `application/sdp`,
+/// expect 201 Created with the answer and a `Location`. Returns that location,
+/// resolved against `url`.
+async fn whip_offer(
+    pc: &RTCPeerConnection,
+    url: &str,
+    token: Option<&str>,
+) -> Result<Option<String>> {
+    let unavailable = |what: String| Error::new(ErrorKind::Unavailable, what);
+    let offer = pc
+        .create_offer(None)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("offer: {e}")))?;
+    let sdp = gather(pc, offer).await?;
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .timeout(std::time::Duration::from_secs(10))
+        .header("content-type", "application/sdp")
+        .body(sdp);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("the WHIP endpoint cannot be reached: {e}")))?;
+    let status = r.status();
+    if status.as_u16() != 201 {
+        let why = r.text().await.unwrap_or_default();
+        return Err(unavailable(format!(
+            "the WHIP endpoint answered {status}: {}",
+            why.chars().take(200).collect::<String>()
+        )));
+    }
+    let location = r
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| reqwest::Url::parse(url).ok()?.join(l).ok())
+        .map(|u| u.to_string());
+    let answer = r
+        .text()
+        .await
+        .map_err(|e| unavailable(format!("the WHIP answer was cut: {e}")))?;
+    let answer = RTCSessionDescription::answer(answer)
+        .map_err(|e| unavailable(format!("the WHIP answer is not SDP: {e}")))?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(|e| unavailable(format!("the WHIP answer cannot be used: {e}")))?;
+    Ok(location)
 }
 
 #[cfg(test)]
