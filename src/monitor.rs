@@ -347,6 +347,31 @@ fn evaluate(
             _ => {}
         }
     }
+    // A recorded track that stops while recording, its sources being fine (they have
+    // their own alarms above): a stalled compositor or encoder would otherwise leave
+    // a silent gap, found only by the verifier after the hearing. Twice the source
+    // threshold and a second: a lost camera's track is silent for about
+    // `source_lost_ms` until its fallback picture takes over, which is the camera's
+    // alarm, not this one.
+    let stall_after = lost_after * 2 + Duration::from_secs(1);
+    if let Some(rec) = recording_since
+        && rec.elapsed() > stall_after
+    {
+        for (track, quiet) in stalled_tracks(&hearings.track_silences(), stall_after) {
+            add(
+                "track_stalled",
+                Severity::Critical,
+                Some(&track),
+                format!(
+                    "Track {track} has recorded nothing for {} s",
+                    quiet.as_secs()
+                ),
+                format!("{track} 已有 {} 秒没有录到内容", quiet.as_secs()),
+                "Call court IT now. The other tracks keep recording; note the time in the log.",
+                "请立即联系技术人员。其他轨道仍在录制；请在记录中注明时间。",
+            );
+        }
+    }
     if let Some((free, _)) = crate::archive::disk_space(data_dir)
         && free < cfg.alarms.disk_free_min_bytes
     {
@@ -418,6 +443,21 @@ pub fn tsa_alarm(url: &str, error: &str) -> Alarm {
     }
 }
 
+/// Tracks silent for longer than `after` (or silent since the start), with how long.
+fn stalled_tracks(
+    silences: &[(String, Option<Duration>)],
+    after: Duration,
+) -> Vec<(String, Duration)> {
+    silences
+        .iter()
+        .filter_map(|(track, quiet)| match quiet {
+            Some(q) if *q > after => Some((track.clone(), *q)),
+            None => Some((track.clone(), after)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The livestream cannot be pushed to the platform over RTMP (see `live::rtmp`).
 pub fn rtmp_alarm(error: &str) -> Alarm {
     push_alarm("rtmp_push_failed", error)
@@ -441,5 +481,30 @@ fn push_alarm(code: &str, error: &str) -> Alarm {
         action: "Nothing to do in the courtroom; courtrec retries every few seconds. Tell court IT if it lasts.".into(),
         action_zh: "法庭内无需操作，系统每隔几秒自动重试。如持续存在，请告知技术人员。".into(),
         since: now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_track_silent_too_long_is_stalled() {
+        let after = Duration::from_secs(3);
+        let s = |ms: u64| Some(Duration::from_millis(ms));
+        let tracks = vec![
+            ("cam1".to_string(), s(100)),
+            ("composite".to_string(), s(4000)),
+            ("mic1".to_string(), None),
+            ("mic2".to_string(), s(3000)),
+        ];
+        let stalled = stalled_tracks(&tracks, after);
+        assert_eq!(
+            stalled,
+            vec![
+                ("composite".to_string(), Duration::from_secs(4)),
+                ("mic1".to_string(), after),
+            ]
+        );
     }
 }

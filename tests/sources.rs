@@ -118,6 +118,14 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
         find("device_fault", "mic2").is_some(),
         "fault event for the silent microphone: {faults:?}"
     );
+    // The fallback picture kept cam2's track recorded: the camera's alarm, never a
+    // stalled track (which would mean a gap in the recording).
+    assert!(
+        !faults
+            .iter()
+            .any(|e| e.to_string().contains("has recorded nothing")),
+        "no track stalled: {faults:?}"
+    );
     let lost_t = lost["media_time_ms"].as_i64().unwrap() as f64 / 1000.0;
     let back_t = back["media_time_ms"].as_i64().unwrap() as f64 / 1000.0;
     assert!(back_t > lost_t + 2.0);

@@ -728,6 +728,15 @@ impl HearingService {
         self.capture.running_time_ns()
     }
 
+    /// Each track's name and how long it has delivered no frame (None: not one yet).
+    pub fn track_silences(&self) -> Vec<(String, Option<std::time::Duration>)> {
+        self.specs
+            .iter()
+            .map(|s| s.info.name.clone())
+            .zip(self.router.silences())
+            .collect()
+    }
+
     /// True while a hearing is open and recording (not in recess).
     pub fn is_recording(&self) -> bool {
         self.active

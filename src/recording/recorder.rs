@@ -412,6 +412,9 @@ pub struct Router {
     state: Mutex<RouterState>,
     /// Frames seen per track since start, recording or not.
     seen: Vec<AtomicU64>,
+    /// When each track last delivered a frame, in ms since `epoch` (0: never).
+    last_frame_ms: Vec<AtomicU64>,
+    epoch: Instant,
 }
 
 struct RouterState {
@@ -429,7 +432,23 @@ impl Router {
                     .collect(),
             }),
             seen: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
+            last_frame_ms: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
         }
+    }
+
+    /// How long each track has delivered no frame (None: not one yet). A recorded
+    /// track can stall while its sources are fine (a compositor or an encoder that
+    /// stops): the source alarms would not see it, so the monitor watches this.
+    pub fn silences(&self) -> Vec<Option<Duration>> {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_frame_ms
+            .iter()
+            .map(|t| match t.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some(Duration::from_millis(now_ms.saturating_sub(at))),
+            })
+            .collect()
     }
 
     /// Makes `s` receive every frame from now on, and returns the frames of the last
@@ -474,6 +493,13 @@ impl FrameSink for Router {
         if let Some(c) = self.seen.get(track) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(t) = self.last_frame_ms.get(track) {
+            // Never 0, which means "no frame yet".
+            t.store(
+                self.epoch.elapsed().as_millis() as u64 + 1,
+                Ordering::Relaxed,
+            );
+        }
         let Ok(mut st) = self.state.lock() else {
             return;
         };
@@ -503,6 +529,22 @@ mod tests {
         fn track_failed(&self, _: &str, _: &crate::error::Error) {}
         fn track_ok(&self, _: &str) {}
         fn frames_dropped(&self, _: &str, _: u64) {}
+    }
+
+    #[test]
+    fn router_knows_how_long_each_track_has_been_silent() {
+        let r = Router::new(2);
+        assert_eq!(r.silences(), vec![None, None], "no frame yet");
+        r.push(1, key(0));
+        std::thread::sleep(Duration::from_millis(30));
+        let s = r.silences();
+        assert_eq!(s[0], None);
+        assert!(
+            s[1].is_some_and(|d| d >= Duration::from_millis(25)),
+            "{s:?}"
+        );
+        r.push(1, key(40));
+        assert!(r.silences()[1].is_some_and(|d| d < Duration::from_millis(25)));
     }
 
     fn key(pts_ms: i64) -> Frame {
