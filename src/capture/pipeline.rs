@@ -1179,7 +1179,7 @@ fn watch_bus(
                     .src()
                     .map(|s| s.path_string().to_string())
                     .unwrap_or_default();
-                tracing::warn!(element = %src, "capture warning: {}", w.error());
+                tracing::warn!(element = %src, "capture warning: {} ({:?})", w.error(), w.debug());
             }
             MessageView::Eos(_) => tracing::error!("capture pipeline reached end of stream"),
             _ => {}
