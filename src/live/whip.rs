@@ -15,10 +15,14 @@ use std::time::{Duration, Instant};
 /// Wait before publishing again after a failure.
 const RETRY: Duration = Duration::from_secs(3);
 
+/// A session whose media connection is still not up this long after the endpoint
+/// answered has failed (the HTTP side works but UDP is blocked, say).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
 #[derive(Default)]
 struct State {
-    /// The relay's session id and the resource to DELETE.
-    session: Option<(String, Option<String>)>,
+    /// The relay's session id, the resource to DELETE, and when it was answered.
+    session: Option<(String, Option<String>, Instant)>,
     /// A publish is under way (it takes a round trip and ICE gathering).
     connecting: bool,
     retry_at: Option<Instant>,
@@ -59,7 +63,7 @@ impl WhipEgress {
             return;
         };
         let Some(hearing) = hearing else {
-            if let Some((sid, location)) = st.session.take() {
+            if let Some((sid, location, _)) = st.session.take() {
                 let me = self.clone();
                 tokio::spawn(async move { me.end(&sid, location).await });
             }
@@ -70,19 +74,18 @@ impl WhipEgress {
             return;
         };
         // A session the relay forgot has failed (or was for another hearing).
-        if let Some((sid, location)) = st.session.clone() {
+        if let Some((sid, location, answered)) = st.session.clone() {
+            let connected = self.relay.session_connected(&sid);
             match self.relay.session_hearing(&sid) {
-                Some(h) if h == hearing => {
-                    if self.relay.session_connected(&sid)
-                        && let Ok(mut e) = self.last_error.lock()
-                    {
+                Some(h) if h == hearing && (connected || answered.elapsed() < CONNECT_TIMEOUT) => {
+                    if connected && let Ok(mut e) = self.last_error.lock() {
                         *e = None;
                     }
                     return;
                 }
                 other => {
                     st.session = None;
-                    if other.is_none() {
+                    if other.is_none() || other.as_deref() == Some(hearing) {
                         st.retry_at = Some(Instant::now() + RETRY);
                         self.fail("the connection to the platform failed".into());
                     }
@@ -104,7 +107,7 @@ impl WhipEgress {
             let Ok(mut st) = me.state.lock() else { return };
             st.connecting = false;
             match r {
-                Ok(session) => st.session = Some(session),
+                Ok((sid, location)) => st.session = Some((sid, location, Instant::now())),
                 Err(e) => {
                     st.retry_at = Some(Instant::now() + RETRY);
                     drop(st);
