@@ -392,7 +392,12 @@ function renderLive() {
   renderAlarms();
   const h = ui.hearing;
   const active = st.hearing;
-  const recording = !!(st.recording && active && h && active.id === h.id && active.state === "open");
+  // "Recording" only while the live status and the hearing's own latest state (what
+  // the server answered the clerk's last action) both say so: it goes off at the
+  // moment a recess is answered, not at the next status tick.
+  const recording = !!(
+    st.recording && active && h && active.id === h.id && active.state === "open" && h.state === "open"
+  );
   $("rec-indicator").classList.toggle("on", recording);
   $("rec-indicator").classList.toggle("off", !recording);
   $("rec-word").textContent = i18n.t(recording ? "rec" : "not_recording");
