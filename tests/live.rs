@@ -17,6 +17,37 @@ fn live(h: &Value) -> (bool, bool, bool) {
     )
 }
 
+/// A one-camera, one-microphone courtroom whose `[livestream]` section is `livestream`
+/// (TOML lines); returns the config file's path.
+fn courtroom_with_livestream(dir: &std::path::Path, livestream: &str) -> std::path::PathBuf {
+    let cfg = dir.join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"Livestream test\"\n\
+             [livestream]\n{livestream}\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Schedules a public hearing; returns its id.
+fn public_hearing(d: &Daemon, clerk: &str, case_number: &str, title: &str) -> String {
+    d.ok(
+        "POST",
+        "/api/v1/hearings",
+        clerk,
+        Some(json!({"case_number": case_number, "title": title, "visibility": "public"})),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn only_approved_public_hearings_stream_and_the_clerk_can_cut() {
     let _g = serial();
@@ -304,33 +335,12 @@ fn an_approved_hearing_is_pushed_over_rtmp_and_reconnects() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("rtmp://127.0.0.1:{port}/live/court1");
-    let cfg = tmp.path().join("courtroom.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[courtroom]\nid = \"t1\"\nname = \"RTMP test\"\n\
-             [livestream]\nrtmp_url = \"{url}\"\n\
-             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
-             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
-            users_toml()
-        ),
-    )
-    .unwrap();
+    let cfg = courtroom_with_livestream(tmp.path(), &format!("rtmp_url = \"{url}\""));
     let nginx = Nginx::start(&tmp.path().join("nginx"), port);
     let d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "live-rtmp");
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
-    let id = d.ok(
-        "POST",
-        "/api/v1/hearings",
-        &clerk,
-        Some(
-            json!({"case_number": "(2026)X0101民初950号", "title": "rtmp", "visibility": "public"}),
-        ),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初950号", "rtmp");
     d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(probe_rtmp(&url), None, "nothing is pushed before approval");
@@ -403,15 +413,7 @@ fn a_viewer_that_stops_reading_is_dropped_without_slowing_the_others() {
     let mut d = Daemon::start(&tmp.path().join("data"), None, "live-stuck");
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
-    let id = d.ok(
-        "POST",
-        "/api/v1/hearings",
-        &clerk,
-        Some(json!({"case_number": "(2026)X0101民初903号", "title": "livestream", "visibility": "public"})),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初903号", "livestream");
     d.ok(
         "POST",
         &format!("/api/v1/hearings/{id}/livestream"),
@@ -647,34 +649,16 @@ fn an_approved_hearing_is_published_over_whip_and_reconnects() {
     let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = tmp.path().join("courtroom.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[courtroom]\nid = \"t1\"\nname = \"WHIP test\"\n\
-             [livestream]\nwhip_url = \"http://127.0.0.1:{port}/whip\"\nwhip_token = \"s3cret\"\n\
-             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
-             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
-            users_toml()
-        ),
-    )
-    .unwrap();
+    let cfg = courtroom_with_livestream(
+        tmp.path(),
+        &format!("whip_url = \"http://127.0.0.1:{port}/whip\"\nwhip_token = \"s3cret\""),
+    );
     let seen = std::sync::Arc::new(WhipSeen::default());
     let platform = WhipPlatform::start(port, seen.clone());
     let d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "live-whip");
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
-    let id = d.ok(
-        "POST",
-        "/api/v1/hearings",
-        &clerk,
-        Some(
-            json!({"case_number": "(2026)X0101民初960号", "title": "whip", "visibility": "public"}),
-        ),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初960号", "whip");
     d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
