@@ -11,7 +11,7 @@
 //! index (run it with the daemon stopped). Prints the long hearing's id.
 
 use courtrec::archive::index::{HearingDoc, Index};
-use courtrec::archive::log::HearingLog;
+use courtrec::archive::log::{DocSink, HearingLog, Signer};
 use courtrec::archive::records::*;
 use courtrec::archive::signing::DeviceKey;
 use courtrec::archive::{DataDir, HearingDir, manifest};
@@ -40,7 +40,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &data.root.join("device.key"),
         &format!("courtrec/{device_id}"),
     )?);
-    let src = manifest::read(&source.join("manifest.jsonl"))?;
+    let signer = Signer {
+        key: key.clone(),
+        devlog: Some(Arc::new(courtrec::archive::devlog::DeviceLog::open(
+            &data.root.join("device-log"),
+            &device_id,
+            key.clone(),
+        )?)),
+    };
+    let sink: Arc<dyn DocSink> = Arc::new(index.clone());
+    let src: manifest::ReadReport = manifest::read(&source.join("manifest.jsonl"))?;
     let src_doc = HearingDoc::from_entries(&src.entries)?;
     let base =
         chrono::DateTime::parse_from_rfc3339("2026-01-05T01:30:00Z")?.with_timezone(&chrono::Utc);
@@ -63,9 +72,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut log = HearingLog::create(
             dir,
-            index.clone(),
+            Some(sink.clone()),
             Record::Event(created),
-            Some(key.clone()),
+            Some(signer.clone()),
         )?;
         log.append(Record::Event(event(
             &id,
@@ -106,9 +115,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut log = HearingLog::create(
         dir.clone(),
-        index.clone(),
+        Some(sink.clone()),
         Record::Event(created),
-        Some(key.clone()),
+        Some(signer.clone()),
     )?;
     log.append(Record::Event(event(
         &id,
@@ -118,7 +127,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &format_wall(wall0),
     )))?;
     let target_ns = (hours * 3600e9) as i64;
-    let mut end_ns = 0i64;
+    // The close at the earliest track end: every track then runs to it (each fills to
+    // the target and overshoots by less than one of its segments, so closing at the
+    // latest end would leave the others short of it, an unexplained gap).
+    let mut end_ns = i64::MAX;
     for t in &src_doc.meta.tracks {
         let segs: Vec<&SegmentRecord> = src
             .entries
@@ -157,8 +169,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seq += 1;
             }
         }
-        end_ns = end_ns.max(at);
+        end_ns = end_ns.min(at);
         eprintln!("track {}: {} segments", t.name, seq - 1);
+    }
+    if end_ns == i64::MAX {
+        end_ns = 0;
     }
     log.append(Record::Event(event(
         &id,

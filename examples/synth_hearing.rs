@@ -56,7 +56,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = HearingDir {
         root: data.hearings().join(id),
     };
-    let mut log = HearingLog::create(dir.clone(), index, Record::Event(created), Some(key))?;
+    let signer = courtrec::archive::log::Signer { key, devlog: None };
+    let mut log = HearingLog::create(
+        dir.clone(),
+        Some(Arc::new(index)),
+        Record::Event(created),
+        Some(signer),
+    )?;
     log.append(Record::Event(event(id, EventKind::Open, 0)))?;
     // 4 Mbit/s cameras: 1 MB per 2 s segment.
     let seg_bytes: usize = 1_000_000;

@@ -226,61 +226,68 @@ pub fn run(a: HearingArgs) -> Result<(), String> {
 }
 
 /// `courtrec check [--repair]` on a data folder (daemon stopped: the index is locked
-/// while it runs).
-pub fn check(data_dir: &std::path::Path, repair: bool) -> Result<(), String> {
+/// while it runs). Hearings are checked against this box's key (`key_path`) and its
+/// device log.
+pub fn check(
+    data_dir: &std::path::Path,
+    key_path: &std::path::Path,
+    repair: bool,
+) -> Result<(), String> {
     let data = crate::archive::DataDir::new(data_dir);
     let index = crate::archive::index::Index::open(&data.index()).map_err(|e| e.to_string())?;
-    let r = crate::archive::check::check(&data, &index, repair).map_err(|e| e.to_string())?;
+    let mut trust = crate::archive::verify::Trust::default();
+    if key_path.is_file() {
+        let device_id = std::fs::read_to_string(data.root.join("device-id"))
+            .map_err(|e| format!("reading the device id in {}: {e}", data.root.display()))?;
+        let key = crate::archive::signing::DeviceKey::load_or_create(
+            key_path,
+            &format!("courtrec/{}", device_id.trim()),
+        )
+        .map_err(|e| e.to_string())?;
+        trust.keys.push(key.verifier());
+    }
+    let progress = crate::archive::progress::TermProgress::new("checking", false);
+    let r = crate::archive::check::check(&data, &index, &trust, repair, &progress);
+    progress.finish();
+    let r = r.map_err(|e| e.to_string())?;
     for p in &r.problems {
         println!("PROBLEM: {p}");
     }
+    for p in &r.index_problems {
+        println!(
+            "PROBLEM: {p}{}",
+            if r.repaired { " (repaired)" } else { "" }
+        );
+    }
+    let n = r.problems.len()
+        + if r.repaired {
+            0
+        } else {
+            r.index_problems.len()
+        };
     println!(
-        "checked {} hearing(s), {} segment(s): {} problem(s){}",
+        "checked {} hearing(s), {} segment(s): {n} problem(s){}",
         r.hearings,
         r.segments,
-        r.problems.len(),
         if r.repaired {
             "; index rebuilt from the hearing folders"
         } else {
             ""
         }
     );
-    if r.problems.is_empty() || r.repaired {
+    if n == 0 {
         Ok(())
+    } else if r.problems.is_empty() {
+        Err(
+            "the index differs from the files: `courtrec check --repair` rebuilds it from them"
+                .into(),
+        )
     } else {
         Err(
-            "problems found (run `courtrec check --repair` to rebuild the index from the files)"
+            "problems found in the files themselves: they stay as they are (they are evidence); see docs/verify.md"
                 .into(),
         )
     }
-}
-
-/// `courtrec verify`: prints the report (text or JSON) and exits with its code.
-pub fn verify(
-    path: &std::path::Path,
-    keys: &[String],
-    lists: &[std::path::PathBuf],
-    tsa_ca: &[std::path::PathBuf],
-    json: bool,
-) -> std::process::ExitCode {
-    use crate::archive::verify;
-    let trust = match verify::Trust::load(keys, lists, tsa_ca) {
-        Ok(t) => t,
-        Err(e) => {
-            println!("RESULT: {}: {e}", verify::Problem::Unusable.label());
-            return std::process::ExitCode::from(verify::Problem::Unusable.exit_code() as u8);
-        }
-    };
-    let report = verify::verify(path, &trust);
-    if json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("courtrec verify: {e}"),
-        }
-    } else {
-        print!("{}", report.to_text());
-    }
-    std::process::ExitCode::from(report.exit_code as u8)
 }
 
 /// `courtrec export`: makes a bundle from the data folder, signing the export event
@@ -321,11 +328,25 @@ pub fn export(
     }
     let device_id = std::fs::read_to_string(data.root.join("device-id"))
         .map_err(|e| format!("reading the device id in {}: {e}", data.root.display()))?;
-    let key = crate::archive::signing::DeviceKey::load_or_create(
-        &key_path,
-        &format!("courtrec/{}", device_id.trim()),
+    let key = std::sync::Arc::new(
+        crate::archive::signing::DeviceKey::load_or_create(
+            &key_path,
+            &format!("courtrec/{}", device_id.trim()),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    // The device log records the export's checkpoint too; it is shared with a running
+    // daemon under a lock.
+    let devlog = crate::archive::devlog::DeviceLog::open(
+        &data.root.join("device-log"),
+        device_id.trim(),
+        key.clone(),
     )
     .map_err(|e| e.to_string())?;
+    let signer = crate::archive::log::Signer {
+        key,
+        devlog: Some(std::sync::Arc::new(devlog)),
+    };
     let m = manifest::read(&dir.manifest()).map_err(|e| e.to_string())?;
     let doc =
         crate::archive::index::HearingDoc::from_entries(&m.entries).map_err(|e| e.to_string())?;
@@ -349,8 +370,10 @@ pub fn export(
         tracks,
         actor,
     };
-    let s = bundle::export(&dir.root, out, &req, std::sync::Arc::new(key))
-        .map_err(|e| e.to_string())?;
+    let progress = crate::archive::progress::TermProgress::new("exporting", false);
+    let s = bundle::export(&dir.root, out, &req, signer, &progress);
+    progress.finish();
+    let s = s.map_err(|e| e.to_string())?;
     println!(
         "exported {} segment(s), {} bytes, of tracks {} from hearing {} to {}",
         s.segments,
@@ -361,4 +384,46 @@ pub fn export(
     );
     println!("check it with: courtrec verify {}", s.out);
     Ok(())
+}
+
+/// `courtrec verify s3://<bucket>/<prefix><id>/ --config FILE`: the hearing where the
+/// archive keeps it (see `store::remote`).
+pub fn verify_s3(
+    a: &crate::archive::cli::VerifyArgs,
+    config: Option<&std::path::Path>,
+) -> std::process::ExitCode {
+    let url = a.path.to_string_lossy().to_string();
+    crate::archive::cli::run(a, |trust, progress| {
+        let unusable = |msg: String| {
+            let mut r = crate::archive::verify::Report {
+                path: url.clone(),
+                ..Default::default()
+            };
+            r.problem(crate::archive::verify::Problem::Unusable, None, msg);
+            r.finish();
+            r
+        };
+        let Some(config) = config else {
+            return unusable(
+                "an s3:// address needs --config FILE with an [archive] section (endpoint, credentials)".into(),
+            );
+        };
+        let mut cfg = match crate::config::archive::load_section(config) {
+            Ok(c) => c,
+            Err(e) => return unusable(e),
+        };
+        let Some((bucket, _)) = crate::store::remote::parse_url(&url) else {
+            return unusable("not an s3://bucket/prefix/hearing-id/ address".into());
+        };
+        cfg.bucket = bucket;
+        let store = match cfg
+            .credentials()
+            .map_err(|e| e.to_string())
+            .and_then(|c| crate::store::Store::new(&cfg, &c).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => return unusable(e),
+        };
+        crate::store::remote::verify_s3(&url, store, trust, progress)
+    })
 }

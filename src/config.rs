@@ -9,6 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub mod archive;
+pub mod central;
+mod pipeline_text;
+
 /// A configuration error that points at the file and line it comes from.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}:{line}: {msg}")]
@@ -34,6 +38,15 @@ pub struct Config {
     pub alarms: Alarms,
     #[serde(default)]
     pub livestream: Livestream,
+    #[serde(default)]
+    pub exports: Exports,
+    #[serde(default)]
+    pub login: Login,
+    /// The court's central archive (replication); off when absent.
+    #[serde(default)]
+    pub archive: Option<archive::Archive>,
+    #[serde(default)]
+    pub metrics: Metrics,
     #[serde(default, rename = "camera")]
     pub cameras: Vec<Spanned<Camera>>,
     #[serde(default, rename = "microphone")]
@@ -62,6 +75,17 @@ pub struct Courtroom {
 pub struct Server {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// HTTPS: where it listens, and the certificate chain and private key (PEM),
+    /// re-read when they change. With both, `listen` only redirects to HTTPS.
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A client must send a request's headers within this time.
+    pub header_timeout_s: u64,
+    /// A connection that sends and receives nothing for this long is closed.
+    pub idle_timeout_s: u64,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for Server {
@@ -69,6 +93,12 @@ impl Default for Server {
         Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("courtrec-data"),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            header_timeout_s: 10,
+            idle_timeout_s: 120,
+            max_connections: 512,
         }
     }
 }
@@ -126,6 +156,16 @@ pub struct Recording {
     pub disk_reserve_bytes: u64,
 }
 
+/// `[metrics]`: who may read `GET /metrics` besides an admin's login.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// A static bearer token for Prometheus (its `authorization` setting); at least 16
+    /// characters. Absent: only admins' logins.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
 impl Default for Recording {
     fn default() -> Self {
         Recording {
@@ -133,6 +173,57 @@ impl Default for Recording {
             fsync_interval_ms: 500,
             drain_timeout_ms: 3000,
             disk_reserve_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Logins (see `http::throttle`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Login {
+    /// Failed logins of one account allowed before it must wait (an address: four
+    /// times as many, as a courthouse's users may share one).
+    pub free_attempts: u32,
+    /// The first wait; each further failure doubles it.
+    pub backoff_base_ms: u64,
+    /// The longest wait.
+    pub backoff_max_s: u64,
+    /// Password hashes (Argon2, 19 MiB each) checked at once; more logins wait.
+    pub max_hashes: usize,
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Login {
+            free_attempts: 5,
+            backoff_base_ms: 1000,
+            backoff_max_s: 900,
+            max_hashes: 2,
+        }
+    }
+}
+
+/// Exports through the API (see `archive::exports`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exports {
+    /// Exports and verifications run at once, at low priority (1 or 2 on a box).
+    pub workers: usize,
+    /// Exports one caller may have queued or running at once.
+    pub pending_per_caller: usize,
+    /// Exports one caller may start in 24 hours.
+    pub per_caller_per_day: usize,
+    /// Hours a bundle is kept before it is deleted (its export stays in the record).
+    pub expire_hours: u64,
+}
+
+impl Default for Exports {
+    fn default() -> Self {
+        Exports {
+            workers: 1,
+            pending_per_caller: 2,
+            per_caller_per_day: 20,
+            expire_hours: 72,
         }
     }
 }
@@ -166,6 +257,12 @@ impl Default for Composite {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Livestream {
+    /// Offers (WHEP) whose connection is not up yet, in all and per address: a
+    /// flood of offers that never connect must not keep the public out.
+    pub max_pending: usize,
+    pub max_pending_per_address: usize,
+    /// An offer whose connection is not up within this time is dropped.
+    pub pending_timeout_s: u64,
     /// Most viewers at once; more get 503 with `Retry-After`.
     pub max_viewers: usize,
     /// STUN/TURN URLs advertised to viewers (WHEP `Link` headers) and used by the box,
@@ -186,6 +283,9 @@ impl Default for Livestream {
     fn default() -> Self {
         Livestream {
             max_viewers: 200,
+            max_pending: 20,
+            max_pending_per_address: 4,
+            pending_timeout_s: 15,
             ice_servers: Vec::new(),
             rtmp_url: None,
             whip_url: None,
@@ -453,11 +553,75 @@ impl Config {
                 format!("field `livestream.whip_url`: {url:?} is not an http:// or https:// URL"),
             ));
         }
+        for p in [cfg.server.tls_cert.as_mut(), cfg.server.tls_key.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        }
+        let tls = [
+            cfg.server.tls_listen.is_some(),
+            cfg.server.tls_cert.is_some(),
+            cfg.server.tls_key.is_some(),
+        ];
+        if tls.contains(&true) && tls.contains(&false) {
+            return Err(fail(
+                text.find("tls_").unwrap_or(0),
+                "fields `server.tls_listen`, `tls_cert` and `tls_key` go together: give all three"
+                    .into(),
+            ));
+        }
+        for (key, p) in [
+            ("tls_cert", &cfg.server.tls_cert),
+            ("tls_key", &cfg.server.tls_key),
+        ] {
+            if let Some(p) = p
+                && !p.is_file()
+            {
+                return Err(fail(
+                    text.find(key).unwrap_or(0),
+                    format!(
+                        "field `server.{key}`: {} is not a readable file",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        if cfg.server.header_timeout_s == 0
+            || cfg.server.idle_timeout_s == 0
+            || cfg.server.max_connections == 0
+        {
+            return Err(fail(
+                text.find("[server]").unwrap_or(0),
+                "fields `server.header_timeout_s`, `idle_timeout_s` and `max_connections` must be at least 1".into(),
+            ));
+        }
+        if !(1..=4).contains(&cfg.exports.workers) || cfg.exports.pending_per_caller == 0 {
+            return Err(fail(
+                text.find("[exports]").unwrap_or(0),
+                "fields `exports.workers` (1-4) and `exports.pending_per_caller` (at least 1)"
+                    .into(),
+            ));
+        }
+        if cfg.login.max_hashes == 0 || cfg.login.free_attempts == 0 {
+            return Err(fail(
+                text.find("[login]").unwrap_or(0),
+                "fields `login.max_hashes` and `login.free_attempts` must be at least 1".into(),
+            ));
+        }
         if cfg.device.tsa_retry_s == 0 {
             return Err(fail(
                 text.find("tsa_retry_s").unwrap_or(0),
                 "field `device.tsa_retry_s`: must be at least 1".into(),
             ));
+        }
+        if let Some(a) = cfg.archive.as_mut() {
+            a.validate(base)
+                .map_err(|m| fail(text.find("[archive]").unwrap_or(0), m))?;
         }
         if !is_safe_id(&cfg.courtroom.id) {
             return Err(fail(
@@ -606,6 +770,19 @@ impl Config {
                     ),
                 ));
             }
+        }
+        pipeline_text::check(&cfg, text).map_err(|(at, msg)| fail(at, msg))?;
+        if cfg
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err(fail(
+                text.find("[metrics]").unwrap_or(0),
+                "field `metrics.token`: use at least 16 characters (it guards the box's metrics)"
+                    .into(),
+            ));
         }
         for u in cfg.users.iter() {
             let at = u.span().start;

@@ -29,7 +29,40 @@ enum KeyCmd {
 }
 
 #[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validates a courtroom box's config without starting anything: exit 0 if valid,
+    /// 2 if not, printing the file, line and key of what is wrong.
+    Check {
+        /// The config file, e.g. /etc/courtrec/courtrec.toml.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCmd {
+    /// Runs the court's archive server: review, search, playback, exports and verify
+    /// of every courtroom's hearings from the bucket, and the fleet page. No capture.
+    Serve {
+        /// The archive server's config: [archive], [[user]], optionally [server],
+        /// [device], [login], [exports], trusted_keys (docs/archive.md).
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to listen on (overrides the config).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data folder: its index, users, audit log, key, export log (overrides the config).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
+    /// The court's central archive (see `courtrec archive serve --help`).
+    Archive {
+        #[command(subcommand)]
+        cmd: ArchiveCmd,
+    },
     /// Runs the courtroom daemon (the built-in demo courtroom without --config).
     Serve {
         #[arg(long)]
@@ -40,6 +73,15 @@ enum Cmd {
         /// Data folder (overrides the config).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Lets the demo courtroom (users with the password "demo") listen on a
+        /// non-loopback address. Never on a court's network.
+        #[arg(long)]
+        demo_on_network: bool,
+    },
+    /// Checks a config file (`courtrec config check FILE`).
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
     },
     /// Creates and runs hearings through the daemon's API.
     Hearing(courtrec::cli::HearingArgs),
@@ -59,27 +101,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeyCmd,
     },
-    /// Verifies a hearing folder or an export bundle offline: signatures, checkpoints,
-    /// every segment's hash, sequence and gaps. Exit codes: 0 complete and unmodified,
-    /// 10 modified, 11 missing or reordered, 12 unexplained gap, 13 not sealed,
-    /// 14 bad signature or untrusted signer, 15 unusable input.
+    /// Verifies a hearing folder, an export bundle, a device log or an audit log
+    /// offline: signatures, checkpoints, every segment's hash, sequence and gaps. Exit
+    /// codes: 0 complete and unmodified, 10 modified, 11 missing or reordered,
+    /// 12 unexplained gap, 13 not sealed, 14 bad signature or untrusted signer,
+    /// 15 unusable input, 16 unexpected content (docs/verify.md).
+    /// A hearing in the court's archive is given as s3://<bucket>/<prefix><id>/ with
+    /// --config naming a config whose [archive] section says where the store is.
     Verify {
-        /// A hearing folder (DATA/hearings/<id>) or an export bundle's folder.
-        path: PathBuf,
-        /// A trusted verifier key (as `courtrec key show` prints it), or a file holding
-        /// one. Repeatable.
+        #[command(flatten)]
+        args: courtrec::archive::cli::VerifyArgs,
+        /// For an s3:// address: a config file with an [archive] section.
         #[arg(long)]
-        key: Vec<String>,
-        /// A court's list of trusted verifier keys, one per line. Repeatable.
-        #[arg(long)]
-        ca: Vec<PathBuf>,
-        /// Certificate (PEM) of a trusted time-stamping authority: timestamp tokens
-        /// are then checked with `openssl ts -verify`. Repeatable.
-        #[arg(long)]
-        tsa_ca: Vec<PathBuf>,
-        /// Prints the report as JSON.
-        #[arg(long)]
-        json: bool,
+        config: Option<PathBuf>,
     },
     /// Exports a closed hearing, or a clip of it, to a bundle folder that proves itself
     /// (see `courtrec verify`). Works on the data folder directly; the export is logged
@@ -137,19 +171,52 @@ fn load(config: &Option<PathBuf>) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd (stderr is the journal) the journal stamps each line itself and
+    // shows no colours.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .without_time()
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let cli = Cli::parse();
     let result: Result<(), String> = match cli.cmd {
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => {
+            return match Config::load(&file) {
+                Ok(cfg) => {
+                    println!(
+                        "{}: valid: courtroom '{}' ({}), {} cameras, {} microphones, {} users",
+                        file.display(),
+                        cfg.courtroom.name,
+                        cfg.courtroom.id,
+                        cfg.cameras.len(),
+                        cfg.microphones.len(),
+                        cfg.users.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Cmd::Serve {
             config,
             listen,
             data_dir,
+            demo_on_network,
         } => load(&config).and_then(|mut cfg| {
             if let Some(l) = listen {
                 cfg.server.listen = l;
@@ -157,16 +224,42 @@ fn main() -> ExitCode {
             if let Some(d) = data_dir {
                 cfg.server.data_dir = d;
             }
+            let exposed = !cfg.server.listen.ip().is_loopback()
+                || cfg.server.tls_listen.is_some_and(|a| !a.ip().is_loopback());
+            if cfg.demo && exposed && !demo_on_network {
+                return Err(format!(
+                    "the demo courtroom (users with the password \"demo\") does not listen on {}: use a loopback address, a --config with your own users, or --demo-on-network if you really mean it",
+                    cfg.server.listen
+                ));
+            }
             courtrec::serve::run(cfg).map_err(|e| e.to_string())
         }),
+        Cmd::Archive {
+            cmd:
+                ArchiveCmd::Serve {
+                    config,
+                    listen,
+                    data_dir,
+                },
+        } => courtrec::config::central::ArchiveServer::load(&config)
+            .map_err(|e| format!("bad config: {e}"))
+            .and_then(|mut ac| {
+                if let Some(l) = listen {
+                    ac.server.listen = l;
+                }
+                if let Some(d) = data_dir {
+                    ac.server.data_dir = d;
+                }
+                courtrec::serve::archive_server::run(ac).map_err(|e| e.to_string())
+            }),
         Cmd::Hearing(args) => courtrec::cli::run(args),
         Cmd::Check {
             config,
             data_dir,
             repair,
         } => load(&config).and_then(|cfg| {
-            let dir = data_dir.unwrap_or(cfg.server.data_dir);
-            courtrec::cli::check(&dir, repair)
+            let dir = data_dir.unwrap_or(cfg.server.data_dir.clone());
+            courtrec::cli::check(&dir, &cfg.device.key_path(&dir), repair)
         }),
         Cmd::Key {
             cmd: KeyCmd::Show { config, data_dir },
@@ -185,14 +278,11 @@ fn main() -> ExitCode {
             println!("fingerprint: {}", v.fingerprint());
             Ok(())
         }),
-        Cmd::Verify {
-            path,
-            key,
-            ca,
-            tsa_ca,
-            json,
-        } => {
-            return courtrec::cli::verify(&path, &key, &ca, &tsa_ca, json);
+        Cmd::Verify { args, config } => {
+            if args.path.to_string_lossy().starts_with("s3://") {
+                return courtrec::cli::verify_s3(&args, config.as_deref());
+            }
+            return courtrec::archive::cli::verify(&args);
         }
         Cmd::Export {
             hearing,
@@ -234,7 +324,7 @@ fn main() -> ExitCode {
                 }
             }),
         Cmd::Pipeline { config } => load(&config).map(|cfg| {
-            println!("{}", courtrec::capture::pipeline::describe(&cfg).text());
+            println!("{}", courtrec::capture::describe(&cfg).text());
         }),
         Cmd::HashPassword => {
             let mut pw = String::new();

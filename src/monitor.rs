@@ -52,6 +52,8 @@ pub struct Alarms {
     conditions: Mutex<BTreeMap<String, Alarm>>,
     /// Alarms reported by the recording writers (cleared by them).
     reported: Mutex<BTreeMap<String, Alarm>>,
+    /// Alarms that tell of something that happened, shown until they expire.
+    notices: Mutex<BTreeMap<String, (Alarm, Instant)>>,
 }
 
 fn now() -> String {
@@ -67,6 +69,10 @@ impl Alarms {
         if let Ok(r) = self.reported.lock() {
             v.extend(r.values().cloned());
         }
+        if let Ok(mut n) = self.notices.lock() {
+            n.retain(|_, (_, until)| *until > Instant::now());
+            v.extend(n.values().map(|(a, _)| a.clone()));
+        }
         v.sort_by(|a, b| {
             (a.severity != Severity::Critical, &a.key)
                 .cmp(&(b.severity != Severity::Critical, &b.key))
@@ -78,6 +84,24 @@ impl Alarms {
     pub fn raise(&self, a: Alarm) {
         if let Ok(mut r) = self.reported.lock() {
             r.entry(a.key.clone()).or_insert(a);
+        }
+    }
+
+    /// Raises an alarm about something that happened, shown for `for_` (or until the
+    /// same key is raised again).
+    pub fn raise_for(&self, a: Alarm, for_: Duration) {
+        if let Ok(mut n) = self.notices.lock() {
+            n.insert(a.key.clone(), (a, Instant::now() + for_));
+        }
+    }
+
+    /// Raises an alarm or refreshes its words (its `since` stays the first one).
+    pub fn update(&self, mut a: Alarm) {
+        if let Ok(mut r) = self.reported.lock() {
+            if let Some(old) = r.get(&a.key) {
+                a.since = old.since.clone();
+            }
+            r.insert(a.key.clone(), a);
         }
     }
 
@@ -284,6 +308,55 @@ fn evaluate(
             "录制仍在继续，每个片段仍有哈希值。请立即联系技术人员（通常是磁盘已满）。",
         );
     }
+    for (id, why) in hearings.catalog.tampered() {
+        add(
+            "hearing_tampered",
+            Severity::Critical,
+            Some(&id),
+            format!(
+                "Hearing {id} no longer matches what this box signed: {why}. courtrec keeps it read-only and will not sign, export or resume it."
+            ),
+            format!("庭审 {id} 与本设备签名的记录不一致，可能已被篡改。系统已将其设为只读。"),
+            "Do not delete anything. Call court IT: the hearing's folder and the box's device log are evidence of what was changed.",
+            "请勿删除任何文件。请联系技术人员：该庭审的文件夹和设备日志是篡改的证据。",
+        );
+    }
+    for (id, why) in hearings.damaged() {
+        add(
+            "hearing_damaged",
+            Severity::Critical,
+            Some(&id),
+            format!("Hearing {id} could not be opened at start-up and was skipped: {why}"),
+            format!("庭审 {id} 启动时无法打开，已跳过。"),
+            "The other hearings record as usual. Call court IT: `courtrec check` says what is wrong; nothing was deleted.",
+            "其他庭审照常录制。请联系技术人员运行 courtrec check 检查；没有文件被删除。",
+        );
+    }
+    let health = hearings.log_health();
+    if let Some(e) = &health.append_error {
+        add(
+            "recording_failed",
+            Severity::Critical,
+            Some("manifest"),
+            format!("The hearing's record cannot be written: {e}"),
+            "庭审记录无法写入。".into(),
+            "Call court IT now. Do not close the hearing.",
+            "请立即联系技术人员。不要闭庭。",
+        );
+    }
+    if let Some(e) = &health.index_error {
+        add(
+            "index_failed",
+            Severity::Warning,
+            None,
+            format!(
+                "The search index cannot be updated ({e}); the recording itself is safe on disk."
+            ),
+            "检索索引无法更新；录像本身已安全写入磁盘。".into(),
+            "Nothing to do in the courtroom. Tell court IT (courtrec check --repair rebuilds the index).",
+            "法庭内无需操作。请告知技术人员。",
+        );
+    }
     let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
     let grace = started.elapsed() > Duration::from_secs(5).max(lost_after);
     for s in status.snapshot() {
@@ -388,6 +461,21 @@ fn evaluate(
             "请联系技术人员将旧庭审归档并释放空间。",
         );
     }
+    if crate::clock::synchronised() == Some(false) {
+        add(
+            "clock_unsynchronised",
+            if recording_since.is_some() {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            None,
+            "The box's clock is not synchronised with a time server: the time burned into the recording and its timestamps may be wrong".into(),
+            "本机时钟未与时间服务器同步：录像中的时间可能不准确".into(),
+            "Call court IT before opening a hearing: they check the box's time server (NTP).",
+            "开庭前请联系技术人员检查本机的时间服务器（NTP）。",
+        );
+    }
     let late_after = chrono::Duration::seconds(cfg.alarms.hearing_not_opened_s as i64);
     let now_t = chrono::Utc::now();
     if let Ok(list) = hearings.index.hearings() {
@@ -439,6 +527,59 @@ pub fn tsa_alarm(url: &str, error: &str) -> Alarm {
             "Nothing to do in the courtroom; courtrec retries by itself. Tell court IT if it lasts."
                 .into(),
         action_zh: "法庭内无需操作，系统会自动重试。如持续存在，请告知技术人员。".into(),
+        since: now(),
+    }
+}
+
+/// An admin reset the password (or role) of a judge who holds grants to sealed
+/// hearings: court IT should know who can now watch them.
+pub fn account_reset_alarm(user: &str, by: &str, grants: usize) -> Alarm {
+    Alarm {
+        key: format!("sealed_access_account_reset:{user}"),
+        code: "sealed_access_account_reset".into(),
+        severity: Severity::Warning,
+        source: Some(user.to_string()),
+        message: format!(
+            "Admin {by} reset the account of {user}, who may watch {grants} sealed hearing(s)."
+        ),
+        message_zh: format!(
+            "管理员 {by} 重置了 {user} 的账户，该账户可查看 {grants} 个不公开庭审。"
+        ),
+        action: "Court IT: confirm the reset was asked for (see the audit log).".into(),
+        action_zh: "技术人员：请确认该重置确有申请（见审计日志）。".into(),
+        since: now(),
+    }
+}
+
+/// The audit log no longer matches its signed heads: entries were removed, edited or
+/// reordered, or its end cut off.
+pub fn audit_tampered_alarm(what: &str) -> Alarm {
+    Alarm {
+        key: "audit_tampered".into(),
+        code: "audit_tampered".into(),
+        severity: Severity::Critical,
+        source: None,
+        message: format!("The audit log was altered: {what}"),
+        message_zh: "审计日志已被篡改。".into(),
+        action: "Call court IT: keep the data folder as it is (it is evidence); `courtrec verify DATA/audit` shows what changed.".into(),
+        action_zh: "请联系技术人员，保留数据文件夹原样（作为证据）。".into(),
+        since: now(),
+    }
+}
+
+/// The audit log cannot be written: audited reads are refused until it can.
+pub fn audit_alarm(error: &str) -> Alarm {
+    Alarm {
+        key: "audit_failed".into(),
+        code: "audit_failed".into(),
+        severity: Severity::Critical,
+        source: None,
+        message: format!(
+            "The audit log cannot be written ({error}): judges and parties cannot view recordings until it can. Recording is not affected."
+        ),
+        message_zh: "审计日志无法写入：在恢复之前无法查看录像。录制不受影响。".into(),
+        action: "Call court IT (usually the disk is full or failing).".into(),
+        action_zh: "请联系技术人员（通常是磁盘已满或故障）。".into(),
         since: now(),
     }
 }

@@ -141,7 +141,8 @@ fn stamp(
     let note_path = dir.join(Checkpoint::file_name(size));
     let note =
         std::fs::read(&note_path).map_err(|e| format!("reading {}: {e}", note_path.display()))?;
-    let req = tsa::request(&note, rand::random());
+    let nonce: u64 = rand::random();
+    let req = tsa::request(&note, nonce)?;
     let resp = client
         .post(url)
         .header("content-type", "application/timestamp-query")
@@ -154,17 +155,9 @@ fn stamp(
     let body = resp
         .bytes()
         .map_err(|e| format!("reading the TSA's answer: {e}"))?;
-    match tsa::response_status(&body) {
-        Some(0 | 1) => {}
-        Some(s) => return Err(format!("the TSA refused the request (status {s})")),
-        None => return Err("the TSA's answer is not an RFC 3161 response".into()),
-    }
-    let info = tsa::token_info(&body).ok_or("the TSA's answer holds no timestamp token")?;
-    let want: [u8; 32] =
-        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&note)).into();
-    if info.imprint != want {
-        return Err("the TSA stamped another hash than the one asked for".into());
-    }
+    // Parsed as ASN.1, and checked to stamp this note and echo our nonce: a reply
+    // to another request (replayed, or from a confused TSA) is never stored.
+    tsa::check_reply(&body, &note, nonce)?;
     // Atomic: a crash leaves no half token that would read as tampering.
     crate::archive::write_atomic(&dir.join(Checkpoint::token_name(size)), &body)
         .map_err(|e| e.to_string())

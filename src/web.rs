@@ -36,6 +36,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/live.js"),
     ),
     (
+        "fleet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/fleet.js"),
+    ),
+    (
         "review.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/review.js"),
@@ -87,6 +92,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/review",
             get(|| async { page(include_str!("../web/review.html")) }),
+        )
+        .route(
+            "/fleet",
+            get(|| async { page(include_str!("../web/fleet.html")) }),
         )
         .route(
             "/live",

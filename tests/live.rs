@@ -210,8 +210,8 @@ fn the_public_watches_over_whep_and_the_policy_holds() {
     };
     assert_eq!(
         whep(&private, "application/sdp", sdp),
-        403,
-        "never streamed"
+        404,
+        "never streamed, and the public is not told it exists"
     );
     assert_eq!(whep(&id, "application/sdp", sdp), 403, "not approved yet");
     assert_eq!(whep("nope", "application/sdp", sdp), 404);
@@ -729,5 +729,77 @@ fn an_approved_hearing_is_published_over_whip_and_reconnects() {
     assert!(
         wait_for(Duration::from_secs(10), || seen2.deletes.load(Relaxed) == 1),
         "the close ends the session"
+    );
+}
+
+/// WHEP offers that never connect hold no viewer's place: only connected viewers
+/// count towards `max_viewers`, and pending offers are capped per address (429) and
+/// in all, and dropped after `pending_timeout_s`.
+#[test]
+fn offers_that_never_connect_do_not_keep_the_public_out() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = courtroom_with_livestream(
+        tmp.path(),
+        "max_viewers = 1\nmax_pending_per_address = 2\nmax_pending = 10\npending_timeout_s = 3",
+    );
+    let d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "live-pending");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初950号", "pending offers");
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        Some(json!({})),
+    );
+    let url = format!("{}/api/v1/hearings/{id}/whep", d.base);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let post = |from: &str| -> u16 {
+        let pc = rt.block_on(courtrec::live::watch::new_viewer()).unwrap();
+        let sdp = rt.block_on(courtrec::live::watch::offer(&pc)).unwrap();
+        // Dropped without closing: the server side stays pending.
+        drop(pc);
+        reqwest::blocking::Client::builder()
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+            .post(&url)
+            .header("content-type", "application/sdp")
+            .body(sdp)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    // Offers that never connect, from two addresses: nobody is watching yet.
+    assert_eq!(post("127.0.0.2"), 201);
+    assert_eq!(post("127.0.0.2"), 201);
+    assert_eq!(
+        post("127.0.0.2"),
+        429,
+        "a third pending offer from one address"
+    );
+    assert_eq!(post("127.0.0.3"), 201, "another address still gets in");
+    let v = d.ok("GET", &format!("/api/v1/hearings/{id}"), &judge, None);
+    assert_eq!(
+        v["livestream"]["viewers"], 0,
+        "pending offers are not viewers"
+    );
+    // A real viewer connects though max_viewers is 1 and three offers are pending.
+    let out = courtrec(&["watch", &url, "--viewers", "1", "--seconds", "4"]);
+    assert!(
+        out.status.success(),
+        "a viewer connects: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The stale offers are dropped: that address may offer again.
+    assert!(wait_for(Duration::from_secs(10), || post("127.0.0.2") == 201));
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
     );
 }

@@ -34,8 +34,8 @@ const api = {
     return Object.assign({ authorization: "Bearer " + this.token }, extra || {});
   },
 
-  async call(method, path, body) {
-    const init = { method, headers: this.headers() };
+  async call(method, path, body, extraHeaders) {
+    const init = { method, headers: this.headers(extraHeaders) };
     if (body !== undefined) {
       init.headers["content-type"] = "application/json";
       init.body = JSON.stringify(body);

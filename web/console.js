@@ -405,6 +405,16 @@ function renderLive() {
   if (st.disk && st.disk.free_bytes != null) {
     $("disk").textContent = `${i18n.t("disk")} ${(st.disk.free_bytes / 1e9).toFixed(1)} GB`;
   }
+  // The court's archive: "up to date", or how far behind, in words.
+  const rep = st.replication;
+  $("archive").hidden = !rep;
+  if (rep) {
+    $("archive").textContent =
+      rep.objects_pending === 0
+        ? i18n.t("archive_up_to_date")
+        : i18n.t("archive_behind", { s: Math.round(rep.lag_s), n: rep.objects_pending });
+    $("archive").classList.toggle("warn", rep.state !== "ok");
+  }
   const cams = st.sources.filter((s) => s.kind === "camera");
   const mics = st.sources.filter((s) => s.kind === "microphone");
   const camBox = $("cameras");

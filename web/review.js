@@ -103,6 +103,28 @@ function integrityOf(h) {
   return h.integrity.status;
 }
 
+// Where a hearing was recorded: on the archive server, the courtroom folder it was
+// found in (its id is `room-7~<id>`); on a box, its courtroom.
+function placeOf(h) {
+  const i = h.id.lastIndexOf("~");
+  return i > 0 ? h.id.slice(0, i).replaceAll("~", "/") : h.courtroom;
+}
+
+// "Replicated and verified", on hearings a box sends to the court's archive.
+function renderArchive(h) {
+  const el = $("h-archive");
+  const r = h.replication;
+  el.hidden = !r && !h.released && !h.hold;
+  if (h.released) {
+    el.className = "integrity verified";
+    el.textContent = i18n.t("archive_released");
+  } else if (r) {
+    el.className = "integrity " + (r.state === "verified" ? "verified" : "unsealed");
+    el.textContent = i18n.t("replication_" + r.state);
+  }
+  if (h.hold) el.textContent += " · " + i18n.t("on_hold");
+}
+
 async function search() {
   const q = new URLSearchParams();
   if ($("s-case").value.trim()) q.set("case_number", $("s-case").value.trim());
@@ -115,6 +137,7 @@ async function search() {
     const st = i18n.t("state_" + h.state) + (h.interrupted ? i18n.t("state_interrupted") : "");
     const integ = integrityOf(h);
     return `<tr data-id="${esc(h.id)}"><td>${esc(h.case_number)}</td><td>${esc(h.title)}</td>
+      <td>${esc(placeOf(h))}</td>
       <td>${esc((h.scheduled_start || h.created_at).slice(0, 10))}</td><td>${esc(st)}</td>
       <td>${fmt((dur ? dur.duration_ms : 0) / 1000)}</td><td>${h.recess_count}</td><td>${h.marks_count}</td>
       <td><span class="integrity ${integ}">${esc(i18n.t("integrity_" + integ))}</span></td></tr>`;
@@ -370,10 +393,27 @@ $("set-out").addEventListener("click", () => {
   renderSelection();
 });
 
+// Exports are made in the box's low-priority queue: poll the state and show the
+// progress until it is done, then download the bundle.
+async function waitExport(job) {
+  while (job.state === "queued" || job.state === "running") {
+    const pct = Math.round((job.progress || 0) * 100);
+    $("export-result").textContent = i18n.t(job.state === "queued" ? "export_queued" : "export_running") + ` ${pct} %`;
+    $("export-progress").hidden = false;
+    $("export-progress").value = job.progress || 0;
+    await new Promise((r) => setTimeout(r, 500));
+    job = await api.call("GET", `/exports/${encodeURIComponent(job.id)}`, undefined, { accept: "application/json" });
+  }
+  $("export-progress").hidden = true;
+  if (job.state !== "done") throw new Error(job.error || i18n.t("export_failed"));
+  return job;
+}
+
 async function doExport(body) {
   $("export-result").textContent = "…";
   try {
-    const r = await guarded(() => api.call("POST", `/hearings/${encodeURIComponent(rv.hearing.id)}/exports`, body));
+    const queued = await guarded(() => api.call("POST", `/hearings/${encodeURIComponent(rv.hearing.id)}/exports`, body));
+    const r = await waitExport(queued);
     rv.lastExport = r;
     const blob = await api.blob(r.download.replace("/api/v1", ""));
     const a = document.createElement("a");
@@ -411,6 +451,7 @@ async function openHearing(id) {
   show("hearing-view");
   $("h-case").textContent = h.case_number;
   $("h-title").textContent = h.title;
+  renderArchive(h);
   $("integrity-detail").hidden = true;
   $("export-result").textContent = "";
   const comp = h.tracks.find((t) => t.name === "composite");

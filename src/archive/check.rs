@@ -1,11 +1,14 @@
-//! `courtrec check`: compares the hearing folders (the truth) with the index, and with
-//! `--repair` rebuilds the index from the folders. It reads every segment to check its
-//! length and SHA-256 against the manifest.
+//! `courtrec check`: checks every hearing folder (the truth) with the verifier, against
+//! this box's key and device log, checks the device log and the audit log, compares
+//! the folders with the index, and with `--repair` rebuilds the index from the
+//! folders. A manifest that no longer matches its checkpoints, or what the device log
+//! says the box signed, is reported here.
 
 use super::DataDir;
-use super::index::{HearingDoc, Index};
+use super::index::{HearingDoc, HearingState, Index};
 use super::manifest;
 use super::records::Record;
+use super::verify::{self, Problem, Progress, Trust};
 use crate::error::Result;
 use std::collections::BTreeSet;
 
@@ -14,14 +17,41 @@ use std::collections::BTreeSet;
 pub struct CheckReport {
     pub hearings: usize,
     pub segments: usize,
+    /// Problems in the files themselves (evidence: never "repaired").
     pub problems: Vec<String>,
+    /// Where the index disagrees with the files (`--repair` rebuilds it).
+    pub index_problems: Vec<String>,
     pub repaired: bool,
 }
 
-/// Checks every hearing folder against its manifest and the index. With `repair`, the
-/// index's hearings and segments are rebuilt from the manifests (the files are never
-/// changed).
-pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport> {
+/// The problems of a verifier report, in one line each, prefixed by `what`. An
+/// unclosed hearing is not "unsealed" (it is still being recorded, or a crash stopped
+/// it and the daemon resumes it).
+fn problems(what: &str, r: &verify::Report, unclosed: bool) -> Vec<String> {
+    r.findings
+        .iter()
+        .filter_map(|f| {
+            let p = f.problem?;
+            if unclosed && p == Problem::Unsealed {
+                return None;
+            }
+            Some(match &f.file {
+                Some(file) => format!("{what}: [{}] {file}: {}", p.label(), f.message),
+                None => format!("{what}: [{}] {}", p.label(), f.message),
+            })
+        })
+        .collect()
+}
+
+/// Checks every hearing folder and the signed logs. With `repair`, the index's
+/// hearings and segments are rebuilt from the manifests (the files are never changed).
+pub fn check(
+    data: &DataDir,
+    index: &Index,
+    trust: &Trust,
+    repair: bool,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut rebuilt: Vec<(HearingDoc, Vec<super::records::SegmentRecord>)> = Vec::new();
     let mut on_disk = BTreeSet::new();
@@ -39,6 +69,21 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
         }
     };
     folders.sort();
+    let devlog = data.root.join("device-log");
+    for (what, dir) in [
+        ("device log", devlog.clone()),
+        ("audit log", data.root.join("audit")),
+    ] {
+        if dir.is_dir() {
+            let r = verify::verify(&dir, trust);
+            report.problems.extend(problems(what, &r, false));
+        }
+    }
+    let opts = verify::Options {
+        device_log: devlog.is_dir().then_some(devlog),
+        progress,
+        remote: None,
+    };
     for path in folders {
         let id = path
             .file_name()
@@ -47,84 +92,67 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
         on_disk.insert(id.clone());
         report.hearings += 1;
         let dir = data.hearing(&id);
-        let m = match manifest::read(&dir.manifest()) {
+        let what = format!("hearing {id}");
+        let m: manifest::ReadReport = match manifest::read(&dir.manifest()) {
             Ok(m) => m,
             Err(e) => {
-                report.problems.push(format!("hearing {id}: {e}"));
+                report.problems.push(format!("{what}: {e}"));
                 continue;
             }
         };
         if m.torn_tail_bytes > 0 {
             report.problems.push(format!(
-                "hearing {id}: manifest ends with a torn line of {} bytes (a crash while appending; the daemon cuts it at start-up)",
+                "{what}: manifest ends with a torn line of {} bytes (a crash while appending; the daemon cuts it at start-up)",
                 m.torn_tail_bytes
             ));
         }
         let doc = match HearingDoc::from_entries(&m.entries) {
             Ok(d) => d,
             Err(e) => {
-                report.problems.push(format!("hearing {id}: {e}"));
+                report.problems.push(format!("{what}: {e}"));
                 continue;
             }
         };
-        let mut segs = Vec::new();
-        let mut listed = BTreeSet::new();
-        for e in &m.entries {
-            if let Record::Segment(s) = &e.record {
-                report.segments += 1;
-                listed.insert(s.file.clone());
-                let p = dir.root.join(&s.file);
-                match super::hash_file(&p) {
-                    Ok((sha, len)) if sha == s.sha256 && len == s.bytes => {}
-                    Ok((_, len)) if len != s.bytes => report.problems.push(format!(
-                        "hearing {id}: {} is {len} bytes, the manifest says {}",
-                        s.file, s.bytes
-                    )),
-                    Ok(_) => report.problems.push(format!(
-                        "hearing {id}: {} does not match its SHA-256 in the manifest (modified)",
-                        s.file
-                    )),
-                    Err(e) => report.problems.push(format!(
-                        "hearing {id}: {} is missing or unreadable: {e}",
-                        s.file
-                    )),
-                }
-                segs.push(s.clone());
-            }
+        let unclosed = matches!(doc.state, HearingState::Open | HearingState::Recess);
+        let r = verify::verify_with(&dir.root, trust, &opts);
+        report.segments += r.segments_checked as usize;
+        report.problems.extend(problems(&what, &r, unclosed));
+        match index.tampered_reason(&id) {
+            Ok(Some(why)) => report.problems.push(format!(
+                "{what}: the box marked it altered and read-only: {why}"
+            )),
+            Ok(None) => {}
+            Err(e) => report.problems.push(format!("{what}: {e}")),
         }
-        if let Ok(tracks) = std::fs::read_dir(dir.root.join("tracks")) {
-            for t in tracks.flatten() {
-                if let Ok(files) = std::fs::read_dir(t.path()) {
-                    for f in files.flatten() {
-                        let rel = format!(
-                            "tracks/{}/{}",
-                            t.file_name().to_string_lossy(),
-                            f.file_name().to_string_lossy()
-                        );
-                        if !listed.contains(&rel) {
-                            report.problems.push(format!(
-                                "hearing {id}: {rel} is not in the manifest (cut off by a crash; the daemon records it as partial when it resumes the hearing)"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        let segs = m
+            .entries
+            .iter()
+            .filter_map(|e| match &e.record {
+                Record::Segment(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
         match index.hearing(&id) {
             Ok(Some(indexed)) if indexed == doc => {}
             Ok(Some(_)) => report
-                .problems
-                .push(format!("hearing {id}: the index differs from the manifest")),
+                .index_problems
+                .push(format!("{what}: the index differs from the manifest")),
             Ok(None) => report
-                .problems
-                .push(format!("hearing {id}: not in the index")),
-            Err(e) => report.problems.push(format!("hearing {id}: {e}")),
+                .index_problems
+                .push(format!("{what}: not in the index")),
+            Err(e) => report.index_problems.push(format!("{what}: {e}")),
         }
         rebuilt.push((doc, segs));
     }
+    // Hearings the box released to the archive keep their record in the index.
+    let mut released = Vec::new();
     for h in index.hearings().unwrap_or_default() {
+        if !on_disk.contains(&h.id) && index.released(&h.id).ok().flatten().is_some() {
+            released.push(h);
+            continue;
+        }
         if !on_disk.contains(&h.id) {
-            report.problems.push(format!(
+            report.index_problems.push(format!(
                 "hearing {}: in the index but its folder is missing",
                 h.id
             ));
@@ -132,6 +160,9 @@ pub fn check(data: &DataDir, index: &Index, repair: bool) -> Result<CheckReport>
     }
     if repair {
         index.clear_hearings()?;
+        for doc in &released {
+            index.put_hearing(doc)?;
+        }
         for (doc, segs) in &rebuilt {
             index.put_hearing(doc)?;
             for s in segs {

@@ -4,172 +4,20 @@
 //! the files, which stay the source of truth.
 
 use super::records::*;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, index_err};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HearingState {
-    /// Created, not yet opened.
-    Scheduled,
-    /// Open and recording.
-    Open,
-    /// Interrupted by a recess (not recording).
-    Recess,
-    Closed,
+pub use courtrec_archive::doc::*;
+
+/// `?` on sled results: index failures become our errors (see [`index_err`]).
+trait Db<T> {
+    fn db(self) -> Result<T>;
 }
 
-impl HearingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HearingState::Scheduled => "scheduled",
-            HearingState::Open => "open",
-            HearingState::Recess => "recess",
-            HearingState::Closed => "closed",
-        }
-    }
-}
-
-/// Totals of one track, for listings and checks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrackStats {
-    pub segments: u64,
-    pub bytes: u64,
-    pub duration_ns: u64,
-    pub last_seq: u64,
-    /// End of the last segment on the media timeline.
-    pub media_end_ns: i64,
-}
-
-/// A hearing as the index holds it: metadata, state, events and track totals.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HearingDoc {
-    pub id: String,
-    pub meta: HearingMeta,
-    pub created_at: String,
-    pub state: HearingState,
-    pub events: Vec<EventRecord>,
-    pub track_stats: BTreeMap<String, TrackStats>,
-    /// Number of manifest entries applied (to compare with the file).
-    pub manifest_entries: u64,
-    /// The public livestream's policy state, from the livestream events.
-    #[serde(default)]
-    pub livestream: LivestreamState,
-}
-
-/// Whether a hearing may be streamed, and how (derived from its events).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LivestreamState {
-    pub approved: bool,
-    pub approved_by: Option<String>,
-    /// Cameras and microphones left out of the public picture and sound.
-    pub excluded: Vec<String>,
-    /// The clerk cut the stream.
-    pub cut: bool,
-}
-
-impl HearingDoc {
-    /// The public may watch it now: approved, public, open or in recess.
-    pub fn streaming(&self) -> bool {
-        self.livestream.approved
-            && self.meta.visibility == Visibility::Public
-            && matches!(self.state, HearingState::Open | HearingState::Recess)
-    }
-
-    /// The public stream shows the "paused" picture and silence: cut by the clerk, or
-    /// a recess for non-public evidence or mediation.
-    pub fn stream_paused(&self) -> bool {
-        self.livestream.cut
-            || (self.state == HearingState::Recess
-                && self
-                    .events
-                    .iter()
-                    .rev()
-                    .find(|e| e.kind == EventKind::Recess)
-                    .and_then(|e| e.reason)
-                    .is_some_and(|r| r != RecessReason::Recess))
-    }
-
-    /// Starts a doc from the `created` event (the first manifest record).
-    pub fn from_created(ev: &EventRecord) -> Result<HearingDoc> {
-        let meta = match (ev.kind, &ev.meta) {
-            (EventKind::Created, Some(m)) => m.clone(),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Invalid,
-                    format!(
-                        "hearing {}: first manifest record is not a `created` event",
-                        ev.hearing_id
-                    ),
-                ));
-            }
-        };
-        Ok(HearingDoc {
-            id: ev.hearing_id.clone(),
-            meta,
-            created_at: ev.wall_time.clone(),
-            state: HearingState::Scheduled,
-            events: vec![ev.clone()],
-            track_stats: BTreeMap::new(),
-            manifest_entries: 1,
-            livestream: LivestreamState::default(),
-        })
-    }
-
-    /// Applies one more manifest record. The state follows the lifecycle events; the
-    /// lifecycle code has already refused invalid transitions before writing them.
-    pub fn apply(&mut self, rec: &Record) {
-        self.manifest_entries += 1;
-        match rec {
-            Record::Event(ev) => {
-                match ev.kind {
-                    EventKind::Open | EventKind::Resume => self.state = HearingState::Open,
-                    EventKind::Recess => self.state = HearingState::Recess,
-                    EventKind::Close => self.state = HearingState::Closed,
-                    EventKind::LivestreamApproved => {
-                        self.livestream.approved = true;
-                        self.livestream.approved_by = ev.actor.clone();
-                        self.livestream.excluded = ev.tracks.clone().unwrap_or_default();
-                    }
-                    EventKind::LivestreamWithdrawn => self.livestream = LivestreamState::default(),
-                    EventKind::LivestreamCut => self.livestream.cut = true,
-                    EventKind::LivestreamRestored => self.livestream.cut = false,
-                    _ => {}
-                }
-                self.events.push(ev.clone());
-            }
-            Record::Segment(s) => {
-                let t = self.track_stats.entry(s.track.clone()).or_default();
-                t.segments += 1;
-                t.bytes += s.bytes;
-                t.duration_ns += s.media_duration_ns;
-                t.last_seq = t.last_seq.max(s.seq);
-                t.media_end_ns = t
-                    .media_end_ns
-                    .max(s.media_start_ns + s.media_duration_ns as i64);
-            }
-        }
-    }
-
-    /// Builds a doc from a whole manifest.
-    pub fn from_entries(entries: &[Entry]) -> Result<HearingDoc> {
-        let Some(Entry {
-            record: Record::Event(first),
-            ..
-        }) = entries.first()
-        else {
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                "manifest has no `created` event",
-            ));
-        };
-        let mut doc = HearingDoc::from_created(first)?;
-        for e in &entries[1..] {
-            doc.apply(&e.record);
-        }
-        Ok(doc)
+impl<T> Db<T> for sled::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(index_err)
     }
 }
 
@@ -205,6 +53,10 @@ pub struct UserDoc {
     pub name: String,
     pub role: crate::config::UserRole,
     pub password_hash: String,
+    /// Bumped whenever the role or password changes: a login token of an older
+    /// generation no longer works.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A login session, stored under the SHA-256 of its bearer token.
@@ -219,6 +71,9 @@ pub struct TokenDoc {
     pub hearing: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_id: Option<String>,
+    /// The account's generation when the token was issued (see [`UserDoc`]).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A per-hearing access code for a party (only its SHA-256 is kept).
@@ -236,6 +91,23 @@ pub struct AccessCodeDoc {
     pub revoked: bool,
 }
 
+/// A legal hold: the box keeps the hearing's files whatever its retention says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldDoc {
+    pub by: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// A hearing whose files the box deleted once the archive held all of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasedDoc {
+    pub at: String,
+    /// Where it lives on (`s3://bucket/prefix<id>/`).
+    pub to: String,
+}
+
 /// The index database.
 #[derive(Clone)]
 pub struct Index {
@@ -245,9 +117,14 @@ pub struct Index {
     users: sled::Tree,
     tokens: sled::Tree,
     integrity: sled::Tree,
+    /// Hearings the box found altered (id → why): read-only, alarmed.
+    tampered: sled::Tree,
     /// Small summaries of the hearings (what searches filter on), so a search over a
     /// court's archive reads kilobytes, not every hearing's events.
     summaries: sled::Tree,
+    /// The summaries decoded, kept between searches (an archive server's index holds a
+    /// court's hundred thousand hearings); dropped whenever one changes.
+    summary_cache: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Vec<HearingSummary>>>>>,
     /// `code/<code id>` → AccessCodeDoc, `hash/<code sha256>` → code id,
     /// `grant/<hearing>/<user>` → who granted it and when.
     access: sled::Tree,
@@ -288,13 +165,15 @@ impl Index {
             )
         })?;
         Ok(Index {
-            hearings: db.open_tree("hearings")?,
-            segments: db.open_tree("segments")?,
-            users: db.open_tree("users")?,
-            tokens: db.open_tree("tokens")?,
-            integrity: db.open_tree("integrity")?,
-            access: db.open_tree("access")?,
-            summaries: db.open_tree("summaries")?,
+            hearings: db.open_tree("hearings").db()?,
+            segments: db.open_tree("segments").db()?,
+            users: db.open_tree("users").db()?,
+            tokens: db.open_tree("tokens").db()?,
+            integrity: db.open_tree("integrity").db()?,
+            tampered: db.open_tree("tampered").db()?,
+            access: db.open_tree("access").db()?,
+            summaries: db.open_tree("summaries").db()?,
+            summary_cache: Default::default(),
             db,
         })
         .and_then(|i: Index| {
@@ -322,27 +201,50 @@ impl Index {
             created_at: doc.created_at.clone(),
             visibility: doc.meta.visibility,
         };
-        self.summaries.insert(doc.id.as_bytes(), to_json(&s)?)?;
+        self.summaries
+            .insert(doc.id.as_bytes(), to_json(&s)?)
+            .db()?;
+        self.drop_summary_cache();
         Ok(())
     }
 
     /// Every hearing's summary.
-    pub fn summaries(&self) -> Result<Vec<HearingSummary>> {
-        self.summaries
+    pub fn summaries(&self) -> Result<std::sync::Arc<Vec<HearingSummary>>> {
+        if let Ok(c) = self.summary_cache.read()
+            && let Some(v) = c.as_ref()
+        {
+            return Ok(v.clone());
+        }
+        let v: Vec<HearingSummary> = self
+            .summaries
             .iter()
             .values()
-            .map(|v| from_json(&v?))
-            .collect()
+            .map(|v| from_json(&v.db()?))
+            .collect::<Result<_>>()?;
+        let v = std::sync::Arc::new(v);
+        if let Ok(mut c) = self.summary_cache.write() {
+            *c = Some(v.clone());
+        }
+        Ok(v)
+    }
+
+    fn drop_summary_cache(&self) {
+        if let Ok(mut c) = self.summary_cache.write() {
+            *c = None;
+        }
     }
 
     pub fn put_hearing(&self, doc: &HearingDoc) -> Result<()> {
-        self.hearings.insert(doc.id.as_bytes(), to_json(doc)?)?;
+        self.hearings
+            .insert(doc.id.as_bytes(), to_json(doc)?)
+            .db()?;
         self.put_summary(doc)
     }
 
     pub fn hearing(&self, id: &str) -> Result<Option<HearingDoc>> {
         self.hearings
-            .get(id.as_bytes())?
+            .get(id.as_bytes())
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
@@ -351,28 +253,31 @@ impl Index {
         self.hearings
             .iter()
             .values()
-            .map(|v| from_json(&v?))
+            .map(|v| from_json(&v.db()?))
             .collect()
     }
 
     pub fn put_access_code(&self, c: &AccessCodeDoc) -> Result<()> {
         self.access
-            .insert(format!("code/{}", c.code_id), to_json(c)?)?;
+            .insert(format!("code/{}", c.code_id), to_json(c)?)
+            .db()?;
         self.access
-            .insert(format!("hash/{}", c.code_sha256), c.code_id.as_bytes())?;
+            .insert(format!("hash/{}", c.code_sha256), c.code_id.as_bytes())
+            .db()?;
         Ok(())
     }
 
     pub fn access_code(&self, code_id: &str) -> Result<Option<AccessCodeDoc>> {
         self.access
-            .get(format!("code/{code_id}"))?
+            .get(format!("code/{code_id}"))
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
 
     /// The code whose SHA-256 is `sha256`, if any.
     pub fn access_code_by_hash(&self, sha256: &str) -> Result<Option<AccessCodeDoc>> {
-        match self.access.get(format!("hash/{sha256}"))? {
+        match self.access.get(format!("hash/{sha256}")).db()? {
             Some(id) => self.access_code(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
@@ -383,7 +288,7 @@ impl Index {
             .access
             .scan_prefix("code/")
             .values()
-            .map(|v| from_json::<AccessCodeDoc>(&v?))
+            .map(|v| from_json::<AccessCodeDoc>(&v.db()?))
             .filter(|c| c.as_ref().map_or(true, |c| c.hearing_id == hearing))
             .collect::<Result<_>>()?;
         v.sort_by(|a, b| a.issued_at.cmp(&b.issued_at));
@@ -395,21 +300,22 @@ impl Index {
         self.access.insert(
             format!("grant/{hearing}/{user}"),
             to_json(&serde_json::json!({"by": by, "at": super::records::format_wall(chrono::Utc::now())}))?,
-        )?;
+        ).db()?;
         Ok(())
     }
 
     pub fn remove_grant(&self, hearing: &str, user: &str) -> Result<bool> {
         Ok(self
             .access
-            .remove(format!("grant/{hearing}/{user}"))?
+            .remove(format!("grant/{hearing}/{user}"))
+            .db()?
             .is_some())
     }
 
     pub fn has_grant(&self, hearing: &str, user: &str) -> Result<bool> {
-        Ok(self
-            .access
-            .contains_key(format!("grant/{hearing}/{user}"))?)
+        self.access
+            .contains_key(format!("grant/{hearing}/{user}"))
+            .db()
     }
 
     /// Users granted a sealed hearing.
@@ -418,33 +324,67 @@ impl Index {
         self.access
             .scan_prefix(&prefix)
             .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).to_string()))
+            .map(|k| Ok(String::from_utf8_lossy(&k.db()?[prefix.len()..]).to_string()))
             .collect()
     }
 
     pub fn put_integrity(&self, id: &str, doc: &IntegrityDoc) -> Result<()> {
-        self.integrity.insert(id.as_bytes(), to_json(doc)?)?;
+        self.integrity.insert(id.as_bytes(), to_json(doc)?).db()?;
         Ok(())
     }
 
     /// The last verification of a hearing, if any.
     pub fn integrity(&self, id: &str) -> Result<Option<IntegrityDoc>> {
         self.integrity
-            .get(id.as_bytes())?
+            .get(id.as_bytes())
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
 
+    pub fn put_tampered(&self, id: &str, reason: &str) -> Result<()> {
+        self.tampered
+            .insert(id.as_bytes(), reason.as_bytes())
+            .db()?;
+        self.tampered.flush().db()?;
+        Ok(())
+    }
+
+    /// Why a hearing is marked altered, if it is.
+    pub fn tampered_reason(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .tampered
+            .get(id.as_bytes())
+            .db()?
+            .map(|v| String::from_utf8_lossy(&v).to_string()))
+    }
+
+    /// Every hearing marked altered, with why.
+    pub fn tampered(&self) -> Result<Vec<(String, String)>> {
+        self.tampered
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.db()?;
+                Ok((
+                    String::from_utf8_lossy(&k).to_string(),
+                    String::from_utf8_lossy(&v).to_string(),
+                ))
+            })
+            .collect()
+    }
+
     pub fn put_segment(&self, s: &SegmentRecord) -> Result<()> {
         self.segments
-            .insert(segment_key(&s.hearing_id, &s.track, s.seq), to_json(s)?)?;
+            .insert(segment_key(&s.hearing_id, &s.track, s.seq), to_json(s)?)
+            .db()?;
         Ok(())
     }
 
     /// One segment of a track, by its sequence number.
     pub fn segment(&self, hearing: &str, track: &str, seq: u64) -> Result<Option<SegmentRecord>> {
         self.segments
-            .get(segment_key(hearing, track, seq))?
+            .get(segment_key(hearing, track, seq))
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
@@ -458,66 +398,193 @@ impl Index {
         self.segments
             .scan_prefix(prefix)
             .values()
-            .map(|v| from_json(&v?))
+            .map(|v| from_json(&v.db()?))
             .collect()
     }
 
     /// Removes every hearing and segment (before a rebuild from the files).
     pub fn clear_hearings(&self) -> Result<()> {
-        self.hearings.clear()?;
-        self.summaries.clear()?;
-        self.segments.clear()?;
+        self.hearings.clear().db()?;
+        self.summaries.clear().db()?;
+        self.drop_summary_cache();
+        self.segments.clear().db()?;
         Ok(())
     }
 
     pub fn put_user(&self, u: &UserDoc) -> Result<()> {
-        self.users.insert(u.name.as_bytes(), to_json(u)?)?;
+        self.users.insert(u.name.as_bytes(), to_json(u)?).db()?;
         Ok(())
     }
 
     pub fn user(&self, name: &str) -> Result<Option<UserDoc>> {
         self.users
-            .get(name.as_bytes())?
+            .get(name.as_bytes())
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
 
     pub fn users(&self) -> Result<Vec<UserDoc>> {
-        self.users.iter().values().map(|v| from_json(&v?)).collect()
+        self.users
+            .iter()
+            .values()
+            .map(|v| from_json(&v.db()?))
+            .collect()
     }
 
-    /// Removes a user and every login token of theirs.
+    /// Removes a user, every login token of theirs and every grant they held: a new
+    /// account with the same name starts with none.
     pub fn remove_user(&self, name: &str) -> Result<bool> {
-        let existed = self.users.remove(name.as_bytes())?.is_some();
-        for kv in self.tokens.iter() {
-            let (k, v) = kv?;
-            if from_json::<TokenDoc>(&v).is_ok_and(|t| t.user == name) {
-                self.tokens.remove(k)?;
+        let existed = self.users.remove(name.as_bytes()).db()?.is_some();
+        self.end_logins(name)?;
+        let suffix = format!("/{name}");
+        for k in self.access.scan_prefix("grant/").keys() {
+            let k = k.db()?;
+            if k.ends_with(suffix.as_bytes()) {
+                self.access.remove(k).db()?;
             }
         }
+        self.db.flush().db()?;
         Ok(existed)
     }
 
+    /// Ends every login of `name` (a changed role or password, a removed account).
+    pub fn end_logins(&self, name: &str) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.tokens.iter() {
+            let (k, v) = kv.db()?;
+            if from_json::<TokenDoc>(&v).is_ok_and(|t| t.user == name && t.code_id.is_none()) {
+                self.tokens.remove(k).db()?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes expired login tokens.
+    pub fn purge_expired_tokens(&self, now_unix: i64) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.tokens.iter() {
+            let (k, v) = kv.db()?;
+            if from_json::<TokenDoc>(&v).is_ok_and(|t| t.expires_unix < now_unix) {
+                self.tokens.remove(k).db()?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Sealed hearings `user` was granted.
+    pub fn grants_of(&self, user: &str) -> Result<Vec<String>> {
+        let suffix = format!("/{user}");
+        self.access
+            .scan_prefix("grant/")
+            .keys()
+            .filter_map(|k| {
+                k.map(|k| {
+                    let k = String::from_utf8_lossy(&k).to_string();
+                    k.strip_prefix("grant/")
+                        .and_then(|r| r.strip_suffix(&suffix))
+                        .map(str::to_string)
+                })
+                .transpose()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .db()
+    }
+
     pub fn put_token(&self, token_sha256: &str, t: &TokenDoc) -> Result<()> {
-        self.tokens.insert(token_sha256.as_bytes(), to_json(t)?)?;
+        self.tokens
+            .insert(token_sha256.as_bytes(), to_json(t)?)
+            .db()?;
         Ok(())
     }
 
     pub fn token(&self, token_sha256: &str) -> Result<Option<TokenDoc>> {
         self.tokens
-            .get(token_sha256.as_bytes())?
+            .get(token_sha256.as_bytes())
+            .db()?
             .map(|v| from_json(&v))
             .transpose()
     }
 
     pub fn remove_token(&self, token_sha256: &str) -> Result<()> {
-        self.tokens.remove(token_sha256.as_bytes())?;
+        self.tokens.remove(token_sha256.as_bytes()).db()?;
         Ok(())
+    }
+
+    fn small_tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).db()
+    }
+
+    /// Legal holds (not derived from the folders: `check --repair` keeps them).
+    pub fn put_hold(&self, id: &str, h: &HoldDoc) -> Result<()> {
+        self.small_tree("holds")?
+            .insert(id.as_bytes(), to_json(h)?)
+            .db()?;
+        self.flush()
+    }
+
+    pub fn remove_hold(&self, id: &str) -> Result<bool> {
+        let had = self
+            .small_tree("holds")?
+            .remove(id.as_bytes())
+            .db()?
+            .is_some();
+        self.flush()?;
+        Ok(had)
+    }
+
+    pub fn hold(&self, id: &str) -> Result<Option<HoldDoc>> {
+        match self.small_tree("holds")?.get(id.as_bytes()).db()? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records that the hearing's files are gone from the box (kept in the archive);
+    /// its segment rows go (nothing here to play), its doc stays for the record.
+    pub fn put_released(&self, id: &str, r: &ReleasedDoc) -> Result<()> {
+        self.small_tree("released")?
+            .insert(id.as_bytes(), to_json(r)?)
+            .db()?;
+        let mut prefix = id.as_bytes().to_vec();
+        prefix.push(0);
+        for k in self.segments.scan_prefix(&prefix).keys() {
+            self.segments.remove(k.db()?).db()?;
+        }
+        self.flush()
+    }
+
+    pub fn released(&self, id: &str) -> Result<Option<ReleasedDoc>> {
+        match self.small_tree("released")?.get(id.as_bytes()).db()? {
+            Some(v) => Ok(Some(from_json(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A tree of another module's own (the replication queue): in the same database,
+    /// never touched by `check --repair`.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).db()
     }
 
     /// Writes everything to disk (at shutdown; sled also flushes on its own timer).
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.db.flush().db()?;
         Ok(())
+    }
+}
+
+/// The hearing log keeps the index in step through this (see
+/// [`courtrec_archive::log::DocSink`]): a segment row, then the hearing's doc.
+impl courtrec_archive::log::DocSink for Index {
+    fn put(&self, doc: &HearingDoc, segment: Option<&SegmentRecord>) -> Result<()> {
+        courtrec_archive::fault::hit("index.write", std::path::Path::new(&doc.id))
+            .map_err(|e| Error::io("index", e))?;
+        if let Some(s) = segment {
+            self.put_segment(s)?;
+        }
+        self.put_hearing(doc)
     }
 }

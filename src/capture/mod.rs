@@ -3,42 +3,24 @@
 //! It hands encoded frames to a [`FrameSink`] (the recorder) and publishes the health
 //! and level of each source in [`SourceStatus`].
 //!
-//! This file holds the GStreamer-free interface; `pipeline.rs` builds the pipeline from
-//! the templates in `pipelines/`.
+//! This file holds the GStreamer-free interface; `describe.rs` makes the pipeline's
+//! text from the templates in `pipelines/`, `pipeline.rs` runs it, `feeds.rs` hands
+//! frames on, and `supervisor.rs` keeps sources alive.
 
+mod describe;
+mod feeds;
 pub mod pipeline;
+mod supervisor;
+
+pub use describe::{Description, describe, layout_panes};
 
 use crate::archive::records::{TrackInfo, TrackKind};
 use crate::config::Config;
-use crate::recording::tsmux::StreamType;
+use crate::media::StreamType;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// One encoded frame. Timestamps are the pipeline's running time when it comes from
-/// capture, and the hearing's media time once the recorder has rebased it.
-pub struct Frame {
-    /// Index of the elementary stream within its track (0 = video or the only stream).
-    pub stream: usize,
-    pub pts_ns: i64,
-    pub dts_ns: Option<i64>,
-    pub duration_ns: u64,
-    pub keyframe: bool,
-    /// The stream changed source here (e.g. a camera's own H.264 replaced by the
-    /// "signal lost" card): start a new segment at this keyframe.
-    pub discont: bool,
-    pub data: Box<dyn AsRef<[u8]> + Send>,
-}
-
-impl std::fmt::Debug for Frame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frame")
-            .field("stream", &self.stream)
-            .field("pts_ns", &self.pts_ns)
-            .field("keyframe", &self.keyframe)
-            .field("bytes", &(*self.data).as_ref().len())
-            .finish()
-    }
-}
+pub use crate::media::Frame;
 
 /// Receives encoded frames from capture's streaming threads. Must not block.
 pub trait FrameSink: Send + Sync {

@@ -93,10 +93,25 @@ pub fn may_watch(st: &AppState, caller: &Caller, doc: &HearingDoc) -> Result<(),
     }
 }
 
+/// Hearing ids are made by us; anything else cannot name a hearing (and must never
+/// reach the filesystem as a path).
+pub(crate) fn valid_id(id: &str) -> Result<(), ApiError> {
+    // A box's ids, or the archive server's qualified ones (`room-7~<id>`).
+    let ok = (!id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        || (id.len() <= 300 && crate::store::layout::unqualify(id).is_some());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError(err!(NotFound, "no hearing with id '{id}'")))
+    }
+}
+
 /// The hearing, if `caller` may see it (404 otherwise, like a hearing that does not exist).
 pub fn visible(st: &AppState, caller: &Caller, id: &str) -> Result<HearingDoc, ApiError> {
-    super::hearings::valid_id(id)?;
-    let doc = st.hearings.get(id)?;
+    valid_id(id)?;
+    let doc = st.catalog.get(id)?;
     if may_see(st, caller, &doc) {
         Ok(doc)
     } else {
@@ -104,7 +119,8 @@ pub fn visible(st: &AppState, caller: &Caller, id: &str) -> Result<HearingDoc, A
     }
 }
 
-/// Records an action in the audit log; the action is refused if it cannot be logged.
+/// Records an action in the audit log; the action is refused (503) if it cannot be
+/// logged, and the `audit_failed` alarm says so until an entry is written again.
 pub fn audit(
     st: &AppState,
     caller: &Caller,
@@ -112,28 +128,92 @@ pub fn audit(
     action: &str,
     detail: String,
 ) -> Result<(), ApiError> {
-    st.audit
-        .record(AuditEvent {
+    let sign_now =
+        caller.role == Admin && !matches!(action, "view" | "playlist" | "segment" | "search");
+    record_audit(
+        st,
+        AuditEvent {
             user: caller.user.clone(),
             role: caller.role.as_str().into(),
             hearing: hearing.map(str::to_string),
             action: action.into(),
             detail,
             remote: caller.remote.clone(),
-        })
-        .map_err(ApiError)
+            sign_now,
+        },
+    )
+}
+
+/// Appends to the audit log (see [`audit`]), for callers with or without a login.
+/// The append ends with an fdatasync: on the runtime's worker it runs as blocking
+/// work, so other requests go on meanwhile.
+pub fn record_audit(st: &AppState, ev: AuditEvent) -> Result<(), ApiError> {
+    let on_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let res = if on_worker {
+        tokio::task::block_in_place(|| st.audit.record(ev))
+    } else {
+        st.audit.record(ev)
+    };
+    match res {
+        Ok(()) => {
+            st.alarms.clear("audit_failed");
+            Ok(())
+        }
+        Err(e) => {
+            st.alarms.raise(crate::monitor::audit_alarm(&e.msg));
+            Err(ApiError(crate::err!(
+                Unavailable,
+                "the audit log cannot be written, so nothing is served until it can; court IT has been alerted"
+            )))
+        }
+    }
+}
+
+/// How long a repeated view or search by the same login is not audited again (the
+/// console polls its hearing every few seconds).
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// [`audit`], but once per login, hearing and action within [`REPEAT_WINDOW`].
+pub fn audit_once(
+    st: &AppState,
+    caller: &Caller,
+    hearing: Option<&str>,
+    action: &str,
+    detail: String,
+) -> Result<(), ApiError> {
+    let key = format!(
+        "{}|{}|{action}|{detail}",
+        caller.token_sha256,
+        hearing.unwrap_or("")
+    );
+    let now = std::time::Instant::now();
+    let seen = st.recent_audits.lock().is_ok_and(|mut m| {
+        if m.len() > 10_000 {
+            m.retain(|_, t| now.duration_since(*t) < REPEAT_WINDOW);
+        }
+        match m.get(&key) {
+            Some(t) if now.duration_since(*t) < REPEAT_WINDOW => true,
+            _ => {
+                m.insert(key.clone(), now);
+                false
+            }
+        }
+    });
+    if seen {
+        return Ok(());
+    }
+    let res = audit(st, caller, hearing, action, detail);
+    if res.is_err()
+        && let Ok(mut m) = st.recent_audits.lock()
+    {
+        m.remove(&key);
+    }
+    res
 }
 
 /// Letters that cannot be mistaken for one another when read out or typed.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-
-/// Access codes compare without spaces, dashes or case.
-pub fn normalize_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
 
 fn new_code() -> String {
     let raw: Vec<u8> = (0..12)
@@ -195,7 +275,7 @@ pub async fn issue_code(
     let doc = AccessCodeDoc {
         code_id: hex::encode(rand::random::<[u8; 8]>()),
         hearing_id: id.clone(),
-        code_sha256: crate::archive::sha256_hex(normalize_code(&code).as_bytes()),
+        code_sha256: crate::archive::sha256_hex(super::auth::normalize_code(&code).as_bytes()),
         label,
         issued_by: caller.user.clone(),
         issued_at: crate::archive::records::format_wall(chrono::Utc::now()),
@@ -305,6 +385,13 @@ pub async fn read_audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Admin], "read the audit log")?;
+    audit(
+        &st,
+        &caller,
+        q.hearing.as_deref(),
+        "audit_read",
+        String::new(),
+    )?;
     let path = st.audit.path().to_path_buf();
     let (entries, broken) = blocking(move || crate::archive::audit::read(&path)).await?;
     let mut v: Vec<_> = entries
@@ -330,6 +417,7 @@ pub async fn export_audit(
     caller: Caller,
 ) -> Result<axum::response::Response, ApiError> {
     caller.require(&[Admin], "export the audit log")?;
+    audit(&st, &caller, None, "audit_export", String::new())?;
     let bytes = tokio::fs::read(st.audit.path()).await.unwrap_or_default();
     axum::response::Response::builder()
         .header("content-type", "application/jsonl")
@@ -399,21 +487,49 @@ pub async fn put_user(
     let role = body.role;
     let password = body.password;
     let n = name.clone();
-    blocking(move || {
+    // A changed role or password ends the account's logins at once (a demoted admin
+    // keeps no admin token); the account's generation makes any stray token stale.
+    let (before, grants) = blocking(move || {
+        let before = index.user(&n)?;
+        let generation = before.as_ref().map_or(0, |u| u.generation + 1);
         index.put_user(&crate::archive::index::UserDoc {
-            name: n,
+            name: n.clone(),
             role,
             password_hash: super::auth::hash_password(&password)?,
-        })
+            generation,
+        })?;
+        index.end_logins(&n)?;
+        let grants = index.grants_of(&n)?;
+        index.flush()?;
+        Ok((before, grants))
     })
     .await?;
-    audit(
-        &st,
-        &caller,
-        None,
-        "user_saved",
-        format!("{name} as {}", role.as_str()),
-    )?;
+    let what = match &before {
+        None => format!("{name} created as {}", role.as_str()),
+        Some(b) if b.role != role => {
+            format!(
+                "{name}: role {} -> {}, password reset",
+                b.role.as_str(),
+                role.as_str()
+            )
+        }
+        Some(_) => format!("{name}: password reset"),
+    };
+    audit(&st, &caller, None, "user_saved", what.clone())?;
+    if before.is_some() && !grants.is_empty() {
+        // Whoever resets such a password can watch sealed hearings as that judge.
+        audit(
+            &st,
+            &caller,
+            None,
+            "sealed_access_account_reset",
+            format!("{what}; grants on {}", grants.join(", ")),
+        )?;
+        st.alarms.raise_for(
+            crate::monitor::account_reset_alarm(&name, &caller.user, grants.len()),
+            std::time::Duration::from_secs(24 * 3600),
+        );
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -42,6 +42,8 @@ pub struct Caller {
     pub hearing: Option<String>,
     /// Where the request came from, for the audit log.
     pub remote: Option<String>,
+    /// SHA-256 of the bearer token (which login this is, for the audit log).
+    pub token_sha256: String,
 }
 
 impl Caller {
@@ -58,7 +60,7 @@ impl Caller {
     }
 }
 
-fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -67,12 +69,17 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-fn lookup(index: &Index, token: &str) -> Result<Caller> {
+/// The caller a token belongs to, with the account's *current* role: a token of an
+/// account whose role or password changed since it was issued (its generation), or of
+/// a removed account, no longer works.
+pub(super) fn lookup(index: &Index, token: &str) -> Result<Caller> {
     let unauth = |m: &str| Error::new(ErrorKind::Unauthenticated, m.to_string());
+    let sha = crate::archive::sha256_hex(token.as_bytes());
     let t = index
-        .token(&crate::archive::sha256_hex(token.as_bytes()))?
+        .token(&sha)?
         .ok_or_else(|| unauth("unknown or expired token; log in again"))?;
     if t.expires_unix < chrono::Utc::now().timestamp() {
+        index.remove_token(&sha)?;
         return Err(unauth("the login has expired; log in again"));
     }
     // A party's token lives only as long as its access code.
@@ -83,12 +90,24 @@ fn lookup(index: &Index, token: &str) -> Result<Caller> {
         if !live {
             return Err(unauth("the access code was revoked or has expired"));
         }
+        return Ok(Caller {
+            user: t.user,
+            role: UserRole::Party,
+            hearing: t.hearing,
+            remote: None,
+            token_sha256: sha,
+        });
     }
+    let user = index
+        .user(&t.user)?
+        .filter(|u| u.generation == t.generation)
+        .ok_or_else(|| unauth("your account was changed or removed; log in again"))?;
     Ok(Caller {
-        user: t.user,
-        role: t.role,
-        hearing: t.hearing,
+        user: user.name,
+        role: user.role,
+        hearing: None,
         remote: None,
+        token_sha256: sha,
     })
 }
 
@@ -121,58 +140,250 @@ pub struct LoginBody {
     pub password: String,
 }
 
-pub async fn login(
-    State(st): State<AppState>,
-    ApiJson(body): ApiJson<LoginBody>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+/// Guards password checks: the back-off per account and per address, and at most a
+/// few Argon2 hashes at once (each takes 19 MiB: a flood of logins must not take the
+/// box's memory).
+pub struct LoginGuard {
+    pub throttle: super::throttle::Throttle,
+    hashers: tokio::sync::Semaphore,
+}
+
+impl LoginGuard {
+    /// The guard `[login]` asks for (a box and the archive server alike).
+    pub fn from_config(login: &crate::config::Login) -> LoginGuard {
+        LoginGuard::new(
+            super::throttle::Policy {
+                free_attempts: login.free_attempts,
+                base: std::time::Duration::from_millis(login.backoff_base_ms),
+                max: std::time::Duration::from_secs(login.backoff_max_s),
+            },
+            login.max_hashes,
+        )
+    }
+
+    pub fn new(policy: super::throttle::Policy, max_hashes: usize) -> LoginGuard {
+        LoginGuard {
+            throttle: super::throttle::Throttle::new(policy),
+            hashers: tokio::sync::Semaphore::new(max_hashes.max(1)),
+        }
+    }
+}
+
+/// An address allows this many times an account's free attempts.
+const ADDRESS_SCALE: u32 = 4;
+/// How long a login waits for a free hasher before it is told to try again.
+const HASHER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The caller's address, for the audit log and the back-off ("unknown" without one).
+pub struct Remote(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or_else(|| "unknown".into(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// 429 with `Retry-After`.
+pub(crate) fn too_many(wait: std::time::Duration, msg: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let secs = wait.as_secs().max(1);
+    let mut r = ApiError(Error::new(
+        ErrorKind::TooMany,
+        format!("{msg}; try again in {secs} s"),
+    ))
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Checks a password for `username` under the guard. `Ok(Err(wait))`: throttled.
+async fn check_password(
+    st: &AppState,
+    username: &str,
+    password: String,
+    remote: &str,
+) -> Result<std::result::Result<Option<UserDoc>, std::time::Duration>, ApiError> {
+    let now = std::time::Instant::now();
+    let (user_key, ip_key) = (format!("user:{username}"), format!("ip:{remote}"));
+    let guard = &st.login;
+    if let Some(w) = guard
+        .throttle
+        .wait(&user_key, now)
+        .max(guard.throttle.wait(&ip_key, now))
+    {
+        return Ok(Err(w));
+    }
+    let Ok(Ok(_permit)) = tokio::time::timeout(HASHER_WAIT, guard.hashers.acquire()).await else {
+        return Ok(Err(std::time::Duration::from_secs(2)));
+    };
     let index = st.index.clone();
-    blocking(move || {
-        let user = index.user(&body.username)?;
+    let name = username.to_string();
+    let user = blocking(move || {
+        let user = index.user(&name)?;
         // Verify against a dummy hash when the user does not exist, so timing does not
         // tell which user names exist.
         let ok = match &user {
-            Some(u) => verify_password(&u.password_hash, &body.password),
+            Some(u) => verify_password(&u.password_hash, &password),
             None => {
-                let _ = verify_password(dummy_hash(), &body.password);
+                let _ = verify_password(dummy_hash(), &password);
                 false
             }
         };
-        let Some(user) = user.filter(|_| ok) else {
-            return Err(Error::new(
-                ErrorKind::Unauthenticated,
-                "wrong user name or password",
-            ));
-        };
-        let token = hex::encode(rand::random::<[u8; 32]>());
-        let expires = chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S;
-        index.put_token(
-            &crate::archive::sha256_hex(token.as_bytes()),
-            &TokenDoc {
-                user: user.name.clone(),
-                role: user.role,
-                expires_unix: expires,
-                hearing: None,
-                code_id: None,
-            },
-        )?;
-        Ok(axum::Json(serde_json::json!({
-            "token": token,
-            "user": user.name,
-            "role": user.role,
-            "expires_at": crate::archive::records::format_wall(
-                chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()),
-        })))
+        Ok(user.filter(|_| ok))
     })
-    .await
+    .await?;
+    if user.is_some() {
+        guard.throttle.succeeded(&user_key);
+        guard.throttle.succeeded(&ip_key);
+    } else {
+        let now = std::time::Instant::now();
+        let a = guard.throttle.failed(&user_key, 1, now);
+        let b = guard.throttle.failed(&ip_key, ADDRESS_SCALE, now);
+        if let Some(w) = a.max(b) {
+            return Ok(Err(w));
+        }
+    }
+    Ok(Ok(user))
 }
 
+fn audit_auth(
+    st: &AppState,
+    user: &str,
+    role: &str,
+    action: &str,
+    detail: String,
+    remote: &str,
+) -> Result<(), ApiError> {
+    super::access::record_audit(
+        st,
+        crate::archive::audit::AuditEvent {
+            user: user.to_string(),
+            role: role.to_string(),
+            hearing: None,
+            action: action.into(),
+            detail,
+            remote: Some(remote.to_string()),
+            sign_now: false,
+        },
+    )
+}
+
+/// `POST /api/v1/login`: a token for a user name and password. Audited (`login`,
+/// `login_failed`); throttled (429 with `Retry-After`).
+pub async fn login(
+    State(st): State<AppState>,
+    Remote(remote): Remote,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let name = body.username.chars().take(64).collect::<String>();
+    let user = match check_password(&st, &name, body.password, &remote).await? {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            audit_auth(
+                &st,
+                &name,
+                "",
+                "login_failed",
+                "wrong user name or password".into(),
+                &remote,
+            )?;
+            return Err(ApiError(Error::new(
+                ErrorKind::Unauthenticated,
+                "wrong user name or password",
+            )));
+        }
+        Err(wait) => {
+            // Sampled: only the failure that starts a wait is logged, not every refusal.
+            if st
+                .login
+                .throttle
+                .wait(&format!("user:{name}"), std::time::Instant::now())
+                .is_some_and(|w| w + std::time::Duration::from_millis(500) >= wait)
+            {
+                audit_auth(
+                    &st,
+                    &name,
+                    "",
+                    "login_throttled",
+                    format!("wait {} s", wait.as_secs().max(1)),
+                    &remote,
+                )?;
+            }
+            return Ok(too_many(wait, "too many failed logins"));
+        }
+    };
+    // Logged before the token exists: no login goes unaudited.
+    audit_auth(
+        &st,
+        &user.name,
+        user.role.as_str(),
+        "login",
+        String::new(),
+        &remote,
+    )?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let expires = chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S;
+    let index = st.index.clone();
+    let doc = TokenDoc {
+        user: user.name.clone(),
+        role: user.role,
+        expires_unix: expires,
+        hearing: None,
+        code_id: None,
+        generation: user.generation,
+    };
+    let sha = crate::archive::sha256_hex(token.as_bytes());
+    blocking(move || index.put_token(&sha, &doc)).await?;
+    let mut r = axum::Json(serde_json::json!({
+        "token": token,
+        "user": user.name,
+        "role": user.role,
+        "expires_at": crate::archive::records::format_wall(
+            chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()),
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}
+
+/// `POST /api/v1/logout`: ends this login (audited).
 pub async fn logout(
     State(st): State<AppState>,
+    Remote(remote): Remote,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::http::StatusCode, ApiError> {
     if let Some(t) = bearer(&headers) {
-        st.index
-            .remove_token(&crate::archive::sha256_hex(t.as_bytes()))?;
+        let index = st.index.clone();
+        let t = t.to_string();
+        let caller = blocking(move || {
+            let c = lookup(&index, &t).ok();
+            index.remove_token(&crate::archive::sha256_hex(t.as_bytes()))?;
+            Ok(c)
+        })
+        .await?;
+        if let Some(c) = caller {
+            audit_auth(
+                &st,
+                &c.user,
+                c.role.as_str(),
+                "logout",
+                String::new(),
+                &remote,
+            )?;
+        }
     }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -182,38 +393,49 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default())
 }
 
-/// Seeds users: the demo's `clerk`, `judge` and `admin` with password `demo`, and the
-/// users of the config (with their configured hashes).
+/// Seeds users that do not exist yet: the demo's `clerk`, `judge` and `admin` with
+/// password `demo`, and the users of the config (with their configured hashes). An
+/// account changed through the API (role, password) stays changed across restarts:
+/// the config only gives an account its first password.
 pub fn seed_users(index: &Index, cfg: &crate::config::Config) -> Result<()> {
+    let mut seeds: Vec<(String, UserRole, Option<String>)> = Vec::new();
     if cfg.demo {
         for (name, role) in [
             ("clerk", UserRole::Clerk),
             ("judge", UserRole::Judge),
             ("admin", UserRole::Admin),
         ] {
-            let existing = index.user(name)?;
-            if existing
-                .as_ref()
-                .is_some_and(|u| verify_password(&u.password_hash, "demo"))
-            {
-                continue;
-            }
-            index.put_user(&UserDoc {
-                name: name.into(),
-                role,
-                password_hash: hash_password("demo")?,
-            })?;
+            seeds.push((name.into(), role, None));
         }
     }
     for u in &cfg.users {
         let u = u.get_ref();
+        seeds.push((u.name.clone(), u.role, Some(u.password_hash.clone())));
+    }
+    for (name, role, hash) in seeds {
+        if index.user(&name)?.is_some() {
+            continue;
+        }
+        let password_hash = match hash {
+            Some(h) => h,
+            None => hash_password("demo")?,
+        };
         index.put_user(&UserDoc {
-            name: u.name.clone(),
-            role: u.role,
-            password_hash: u.password_hash.clone(),
+            name,
+            role,
+            password_hash,
+            generation: 0,
         })?;
     }
     Ok(())
+}
+
+/// Access codes compare without spaces, dashes or case.
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -226,42 +448,78 @@ pub struct CodeLoginBody {
 /// token that opens that hearing alone, for as long as the code lives.
 pub async fn login_code(
     State(st): State<AppState>,
+    Remote(remote): Remote,
     ApiJson(body): ApiJson<CodeLoginBody>,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let ip_key = format!("code-ip:{remote}");
+    if let Some(w) = st.login.throttle.wait(&ip_key, std::time::Instant::now()) {
+        return Ok(too_many(w, "too many wrong access codes"));
+    }
     let index = st.index.clone();
-    blocking(move || {
-        let norm = super::access::normalize_code(&body.code);
-        let code = index
+    let code = blocking(move || {
+        let norm = normalize_code(&body.code);
+        Ok(index
             .access_code_by_hash(&crate::archive::sha256_hex(norm.as_bytes()))?
-            .filter(|c| !c.revoked && c.expires_unix >= chrono::Utc::now().timestamp())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unauthenticated,
-                    "unknown, revoked or expired access code",
-                )
-            })?;
-        let token = hex::encode(rand::random::<[u8; 32]>());
-        let expires = (chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S).min(code.expires_unix);
-        let user = format!("party:{}", code.label);
-        index.put_token(
-            &crate::archive::sha256_hex(token.as_bytes()),
-            &TokenDoc {
-                user: user.clone(),
-                role: UserRole::Party,
-                expires_unix: expires,
-                hearing: Some(code.hearing_id.clone()),
-                code_id: Some(code.code_id.clone()),
-            },
-        )?;
-        Ok(axum::Json(serde_json::json!({
-            "token": token,
-            "user": user,
-            "role": UserRole::Party,
-            "hearing_id": code.hearing_id,
-            "expires_at": crate::archive::records::format_wall(
-                chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()
-            ),
-        })))
+            .filter(|c| !c.revoked && c.expires_unix >= chrono::Utc::now().timestamp()))
     })
-    .await
+    .await?;
+    let Some(code) = code else {
+        audit_auth(&st, "", "", "login_code_failed", String::new(), &remote)?;
+        if let Some(w) = st
+            .login
+            .throttle
+            .failed(&ip_key, ADDRESS_SCALE, std::time::Instant::now())
+        {
+            return Ok(too_many(w, "too many wrong access codes"));
+        }
+        return Err(ApiError(Error::new(
+            ErrorKind::Unauthenticated,
+            "unknown, revoked or expired access code",
+        )));
+    };
+    st.login.throttle.succeeded(&ip_key);
+    let user = format!("party:{}", code.label);
+    let mut ev_detail = format!("code {}", code.code_id);
+    ev_detail.truncate(200);
+    super::access::record_audit(
+        &st,
+        crate::archive::audit::AuditEvent {
+            user: user.clone(),
+            role: UserRole::Party.as_str().into(),
+            hearing: Some(code.hearing_id.clone()),
+            action: "login_code".into(),
+            detail: ev_detail,
+            remote: Some(remote.clone()),
+            sign_now: false,
+        },
+    )?;
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    let expires = (chrono::Utc::now().timestamp() + TOKEN_LIFETIME_S).min(code.expires_unix);
+    let doc = TokenDoc {
+        user: user.clone(),
+        role: UserRole::Party,
+        expires_unix: expires,
+        hearing: Some(code.hearing_id.clone()),
+        code_id: Some(code.code_id.clone()),
+        generation: 0,
+    };
+    let index = st.index.clone();
+    let sha = crate::archive::sha256_hex(token.as_bytes());
+    blocking(move || index.put_token(&sha, &doc)).await?;
+    let mut r = axum::Json(serde_json::json!({
+        "token": token,
+        "user": user,
+        "role": UserRole::Party,
+        "hearing_id": code.hearing_id,
+        "expires_at": crate::archive::records::format_wall(
+            chrono::DateTime::from_timestamp(expires, 0).unwrap_or_default()
+        ),
+    }))
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
 }

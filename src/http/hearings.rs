@@ -5,8 +5,6 @@ use super::{ApiError, ApiJson, AppState, blocking};
 use crate::archive::index::HearingDoc;
 use crate::archive::records::{EventRecord, RecessReason};
 use crate::config::UserRole::{Admin, Clerk, Judge, Party};
-use crate::err;
-use crate::recording::hearings::CreateHearing;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -40,6 +38,19 @@ pub struct HearingView {
     pub integrity: Option<IntegrityView>,
     /// The public livestream: approval, exclusions, cut, paused.
     pub livestream: LivestreamView,
+    /// Why the box holds this hearing read-only: it no longer matches what the box
+    /// signed (absent when it does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tampered: Option<String>,
+    /// Its replication to the court's archive (absent when the box has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<crate::replication::HearingReplication>,
+    /// A legal hold: the box keeps its files whatever the retention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<crate::archive::index::HoldDoc>,
+    /// The box no longer keeps its files: the archive does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<crate::archive::index::ReleasedDoc>,
 }
 
 /// The livestream as the API shows it.
@@ -176,6 +187,10 @@ impl From<&HearingDoc> for HearingView {
                 .collect(),
             interrupted: d.events.iter().any(|e| e.kind == K::Recovery),
             integrity: None,
+            tampered: None,
+            replication: None,
+            hold: None,
+            released: None,
             livestream: LivestreamView {
                 approved: d.livestream.approved,
                 approved_by: d.livestream.approved_by.clone(),
@@ -195,7 +210,17 @@ impl From<&HearingDoc> for HearingView {
 /// The API's view of a hearing, with its integrity badge.
 pub(crate) fn view(st: &AppState, d: &HearingDoc) -> HearingView {
     let mut v = HearingView::from(d);
-    v.livestream.viewers = st.relay.viewer_count(Some(&d.id));
+    if let Some(room) = &st.room {
+        v.livestream.viewers = room.relay.viewer_count(Some(&d.id));
+    }
+    v.tampered = st.index.tampered_reason(&d.id).ok().flatten();
+    v.hold = st.index.hold(&d.id).ok().flatten();
+    v.released = st.index.released(&d.id).ok().flatten();
+    v.replication = st
+        .replication
+        .as_ref()
+        .filter(|_| v.released.is_none())
+        .map(|r| r.hearing(&d.id));
     v.integrity = st
         .index
         .integrity(&d.id)
@@ -210,27 +235,35 @@ pub(crate) fn view(st: &AppState, d: &HearingDoc) -> HearingView {
     v
 }
 
-/// Hearing ids are made by us; anything else cannot name a hearing (and must never
-/// reach the filesystem as a path).
-pub(crate) fn valid_id(id: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError(err!(NotFound, "no hearing with id '{id}'")))
-    }
+/// Body of `POST /api/v1/hearings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub case_number: String,
+    pub title: String,
+    pub visibility: crate::archive::records::Visibility,
+    #[serde(default)]
+    pub courtroom: Option<String>,
+    /// RFC 3339, e.g. `2026-11-27T09:30:00+08:00`.
+    #[serde(default)]
+    pub scheduled_start: Option<String>,
 }
 
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
-    ApiJson(body): ApiJson<CreateHearing>,
+    ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<HearingView>), ApiError> {
     caller.require(&[Clerk, Admin], "create hearings")?;
-    let h = st.hearings.clone();
-    let doc = blocking(move || h.create(body, &caller.user)).await?;
+    let h = st.room()?.hearings.clone();
+    let req = crate::recording::hearings::NewHearing {
+        case_number: body.case_number,
+        title: body.title,
+        visibility: body.visibility,
+        courtroom: body.courtroom,
+        scheduled_start: body.scheduled_start,
+    };
+    let doc = blocking(move || h.create(req, &caller.user)).await?;
     Ok((StatusCode::CREATED, Json(view(&st, &doc))))
 }
 
@@ -241,18 +274,37 @@ const MAX_PAGE: usize = 5000;
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
-    Query(q): Query<crate::recording::hearings::Search>,
+    Query(q): Query<crate::archive::catalog::Search>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Clerk, Judge, Admin, Party], "list hearings")?;
     let mut q = q;
     q.limit = Some(q.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE));
+    super::access::audit_once(&st, &caller, None, "search", describe_search(&q))?;
     let (docs, total) = st
-        .hearings
+        .catalog
         .search_page(&q, |s| super::access::may_see_summary(&st, &caller, s))?;
     let views: Vec<HearingView> = docs.iter().map(|d| view(&st, d)).collect();
     Ok(Json(
         serde_json::json!({ "hearings": views, "total": total }),
     ))
+}
+
+/// A search, as the audit log records it.
+fn describe_search(q: &crate::archive::catalog::Search) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in [
+        ("case_number", q.case_number.clone()),
+        ("courtroom", q.courtroom.clone()),
+        ("court", q.court.clone()),
+        ("q", q.text.clone()),
+        ("from", q.from.map(|d| d.to_string())),
+        ("to", q.to.map(|d| d.to_string())),
+    ] {
+        if let Some(v) = v {
+            parts.push(format!("{k}={}", v.chars().take(100).collect::<String>()));
+        }
+    }
+    parts.join(" ")
 }
 
 pub async fn get_one(
@@ -262,11 +314,14 @@ pub async fn get_one(
 ) -> Result<Json<HearingView>, ApiError> {
     caller.require(&[Clerk, Judge, Admin, Party], "view hearings")?;
     let doc = super::access::visible(&st, &caller, &id)?;
-    // Looking into the archive is audited; the console following the hearing it runs
-    // is not (it polls).
-    if doc.state == crate::archive::index::HearingState::Closed {
-        super::access::audit(&st, &caller, Some(&id), "view", String::new())?;
-    }
+    // Every look at a hearing is audited, once per login and hearing in five minutes
+    // (the console polls the hearing it runs).
+    let detail = if doc.state == crate::archive::index::HearingState::Closed {
+        String::new()
+    } else {
+        "while open".to_string()
+    };
+    super::access::audit_once(&st, &caller, Some(&id), "view", detail)?;
     Ok(Json(view(&st, &doc)))
 }
 
@@ -285,16 +340,21 @@ async fn lifecycle(
     + 'static,
 ) -> Result<Json<HearingView>, ApiError> {
     caller.require(&[Clerk, Admin], action)?;
-    valid_id(&id)?;
-    let h = st.hearings.clone();
+    super::access::valid_id(&id)?;
+    let h = st.room()?.hearings.clone();
     let doc = blocking(move || f(&h, &id, &caller.user)).await?;
     if doc.state == crate::archive::index::HearingState::Closed {
-        // Checked once sealed, in the background, so the badge is ready for review.
-        let h = st.hearings.clone();
+        // Checked once sealed, in the background at low priority, so the badge is
+        // ready for review.
+        let (c, ex) = (st.catalog.clone(), st.exports.clone());
         let id = doc.id.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = h.verify(&id) {
-                tracing::warn!(hearing = %id, "verifying after close: {e}");
+            let res = ex.run(move || {
+                c.verify(&id, &crate::archive::verify::NoProgress)
+                    .map(|_| ())
+            });
+            if let Err(e) = res {
+                tracing::warn!("verifying after close: {e}");
             }
         });
     }
@@ -371,142 +431,4 @@ pub async fn mark(
     })
     .await?;
     Ok((StatusCode::CREATED, v))
-}
-
-/// `POST /api/v1/hearings/{id}/exports`: what to export (all fields optional).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportBody {
-    /// `HH:MM:SS` from the open, or an RFC 3339 time.
-    pub from: Option<String>,
-    pub to: Option<String>,
-    #[serde(default)]
-    pub tracks: Vec<String>,
-}
-
-/// Makes an export bundle of a closed hearing (judges, admins); logged in the hearing.
-pub async fn export(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ExportBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    caller.require(&[Judge, Admin, Party], "export hearings")?;
-    let doc = super::access::visible(&st, &caller, &id)?;
-    super::access::may_watch(&st, &caller, &doc)?;
-    super::access::audit(
-        &st,
-        &caller,
-        Some(&id),
-        "export",
-        format!(
-            "from {} to {} tracks {}",
-            body.from.as_deref().unwrap_or("start"),
-            body.to.as_deref().unwrap_or("end"),
-            if body.tracks.is_empty() {
-                "all".to_string()
-            } else {
-                body.tracks.join(",")
-            }
-        ),
-    )?;
-    let h = st.hearings.clone();
-    let (export_id, s) = blocking(move || {
-        use crate::archive::bundle::{ExportRequest, parse_time};
-        let doc = h.get(&id)?;
-        let time = |t: Option<String>| t.map(|t| parse_time(&t, &doc.events)).transpose();
-        let req = ExportRequest {
-            from_ns: time(body.from)?,
-            to_ns: time(body.to)?,
-            tracks: body.tracks,
-            actor: caller.user.clone(),
-        };
-        h.export(&id, req)
-    })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "export_id": export_id,
-            "hearing_id": s.hearing_id,
-            "segments": s.segments,
-            "bytes": s.bytes,
-            "tracks": s.tracks,
-            "download": format!("/api/v1/exports/{export_id}"),
-        })),
-    ))
-}
-
-/// Streams an export bundle as a tar archive (`tar xf` it, then `courtrec verify`).
-pub async fn download(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(export_id): Path<String>,
-) -> Result<axum::response::Response, ApiError> {
-    caller.require(&[Judge, Admin, Party], "download exports")?;
-    let (dir, hearing) = st.hearings.export_dir(&export_id)?;
-    let doc = super::access::visible(&st, &caller, &hearing)
-        .map_err(|_| ApiError(err!(NotFound, "no export with id '{export_id}'")))?;
-    super::access::may_watch(&st, &caller, &doc)?;
-    super::access::audit(&st, &caller, Some(&hearing), "download", export_id.clone())?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(8);
-    let name = export_id.clone();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let w = std::io::BufWriter::with_capacity(1 << 18, ChannelWriter { tx: tx.clone() });
-        let mut b = tar::Builder::new(w);
-        let res = b
-            .append_dir_all(&name, &dir)
-            .and_then(|_| b.into_inner())
-            .and_then(|mut w| w.flush());
-        if let Err(e) = res {
-            tracing::warn!(export = %name, "streaming export failed: {e}");
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    axum::response::Response::builder()
-        .header("content-type", "application/x-tar")
-        .header(
-            "content-disposition",
-            format!("attachment; filename=\"{export_id}.tar\""),
-        )
-        .body(body)
-        .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
-}
-
-/// Hands what the tar writer produces to the response body; blocks while the client
-/// is slower than the disk (the channel is small), so memory stays bounded.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(axum::body::Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// `POST /api/v1/hearings/{id}/verify`: runs the offline verifier now and returns its
-/// report (the same as `courtrec verify --json`); the badge is updated.
-pub async fn verify(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(&[Clerk, Judge, Admin, Party], "verify hearings")?;
-    super::access::visible(&st, &caller, &id)?;
-    super::access::audit(&st, &caller, Some(&id), "verify", String::new())?;
-    let h = st.hearings.clone();
-    let report = blocking(move || h.verify(&id)).await?;
-    serde_json::to_value(&report)
-        .map(Json)
-        .map_err(|e| ApiError(err!(Internal, "serialising the report: {e}")))
 }

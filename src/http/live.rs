@@ -27,7 +27,7 @@ async fn act(
     excluded: Option<Vec<String>>,
 ) -> Result<Json<super::hearings::HearingView>, ApiError> {
     super::access::visible(&st, &caller, &id)?;
-    let h = st.hearings.clone();
+    let h = st.room()?.hearings.clone();
     let who = caller.user.clone();
     let doc = blocking(move || h.livestream(&id, kind, &who, excluded)).await?;
     Ok(Json(super::hearings::view(&st, &doc)))
@@ -101,6 +101,7 @@ fn plain(status: axum::http::StatusCode, msg: &str) -> axum::response::Response 
 /// now, 404 unknown, 415 not SDP, 400 a bad offer, 503 + `Retry-After` when full.
 pub async fn whep_offer(
     State(st): State<AppState>,
+    super::auth::Remote(remote): super::auth::Remote,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -126,29 +127,30 @@ pub async fn whep_offer(
     if !offer.trim_start().starts_with("v=0") || !offer.contains("m=") {
         return plain(StatusCode::BAD_REQUEST, "not an SDP offer");
     }
-    if super::hearings::valid_id(&id).is_err() {
+    if super::access::valid_id(&id).is_err() {
         return plain(StatusCode::NOT_FOUND, "no such hearing");
     }
-    let doc = match st.hearings.get(&id) {
+    let Some(room) = st.room.as_ref() else {
+        return plain(StatusCode::NOT_FOUND, "no such hearing");
+    };
+    let doc = match st.catalog.get(&id) {
         Ok(d) => d,
         Err(_) => return plain(StatusCode::NOT_FOUND, "no such hearing"),
     };
+    // The public is never told that a non-public or sealed hearing exists.
     if doc.meta.visibility != crate::archive::records::Visibility::Public {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "this hearing is not public: it is never streamed",
-        );
+        return plain(StatusCode::NOT_FOUND, "no such hearing");
     }
     if !doc.streaming() {
         return plain(StatusCode::FORBIDDEN, "this hearing is not being streamed");
     }
-    match st.relay.add_viewer(&id, offer).await {
+    match room.relay.add_viewer(&id, offer, &remote).await {
         Ok((session, answer)) => {
             let mut b = axum::response::Response::builder()
                 .status(StatusCode::CREATED)
                 .header("content-type", "application/sdp")
                 .header("location", format!("/api/v1/hearings/{id}/whep/{session}"));
-            for url in st.relay.ice_servers() {
+            for url in room.relay.ice_servers() {
                 b = b.header("link", format!("<{url}>; rel=\"ice-server\""));
             }
             b.body(axum::body::Body::from(answer)).unwrap_or_default()
@@ -157,6 +159,12 @@ pub async fn whep_offer(
             let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, &e.msg);
             r.headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from_static("30"));
+            r
+        }
+        Err(e) if e.kind == crate::error::ErrorKind::TooMany => {
+            let mut r = plain(StatusCode::TOO_MANY_REQUESTS, &e.msg);
+            r.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
             r
         }
         Err(e) if e.kind == crate::error::ErrorKind::BadRequest => {
@@ -174,10 +182,13 @@ pub async fn whep_delete(
     State(st): State<AppState>,
     Path((id, session)): Path<(String, String)>,
 ) -> axum::http::StatusCode {
-    if st.relay.session_hearing(&session).as_deref() != Some(id.as_str()) {
+    let Some(room) = st.room.as_ref() else {
+        return axum::http::StatusCode::NOT_FOUND;
+    };
+    if room.relay.session_hearing(&session).as_deref() != Some(id.as_str()) {
         return axum::http::StatusCode::NOT_FOUND;
     }
-    if st.relay.remove(&session).await {
+    if room.relay.remove(&session).await {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::NOT_FOUND
@@ -190,11 +201,11 @@ pub async fn public_hearings(
     State(st): State<AppState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let today = chrono::Utc::now().date_naive();
-    let q = crate::recording::hearings::Search {
+    let q = crate::archive::catalog::Search {
         from: Some(today),
         ..Default::default()
     };
-    let (docs, _) = st.hearings.search_page(&q, |s| {
+    let (docs, _) = st.catalog.search_page(&q, |s| {
         s.visibility == crate::archive::records::Visibility::Public
     })?;
     let mut list: Vec<serde_json::Value> = docs

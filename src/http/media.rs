@@ -22,6 +22,19 @@ fn track_of(
 ) -> Result<crate::archive::index::HearingDoc, ApiError> {
     let doc = super::access::visible(st, caller, id)?;
     super::access::may_watch(st, caller, &doc)?;
+    if let Some(r) = st.index.released(id)? {
+        return Err(ApiError(err!(
+            NotFound,
+            "hearing {id} is no longer kept on this box: the court's archive has it (since {}){}",
+            r.at,
+            st.cfg
+                .archive
+                .as_ref()
+                .and_then(|a| a.review_url.as_deref())
+                .map(|u| format!("; review it at {u}"))
+                .unwrap_or_default()
+        )));
+    }
     if !doc.meta.tracks.iter().any(|t| t.name == track) {
         return Err(ApiError(err!(
             NotFound,
@@ -47,14 +60,7 @@ pub async fn playlist(
         crate::archive::playlist::media_playlist(&refs, |s| format!("{:08}.ts", s.seq), ended);
     Response::builder()
         .header(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")
-        .header(
-            header::CACHE_CONTROL,
-            if ended {
-                "private, max-age=60"
-            } else {
-                "no-cache"
-            },
-        )
+        .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from(text))
         .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
 }
@@ -73,16 +79,18 @@ pub async fn segment(
         .filter(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| ApiError(err!(NotFound, "no segment '{name}'")))?;
-    let listed = st.index.segment(&id, &track, seq)?.is_some();
-    if !listed {
+    let Some(listed) = st.index.segment(&id, &track, seq)? else {
         return Err(ApiError(err!(
             NotFound,
             "no segment {seq} in track {track}"
         )));
-    }
+    };
     super::access::audit(&st, &caller, Some(&id), "segment", format!("{track}/{seq}"))?;
+    if let Some(central) = &st.central {
+        return from_store(central, &id, &listed, &headers).await;
+    }
     let path = st
-        .hearings
+        .catalog
         .data
         .hearing(&id)
         .root
@@ -108,7 +116,8 @@ pub async fn segment(
     let b = Response::builder()
         .header(header::CONTENT_TYPE, "video/mp2t")
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, "private, max-age=3600");
+        // Evidence stays on the box: nothing of a recording in a review PC's cache.
+        .header(header::CACHE_CONTROL, "no-store");
     let resp = match range {
         None => b.body(Body::from(bytes)),
         Some(Some((start, end))) => b
@@ -124,6 +133,61 @@ pub async fn segment(
             .body(Body::empty()),
     };
     resp.map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
+}
+
+/// A segment the archive keeps, streamed from the store through this server (so the
+/// read is audited and the headers apply; no presigned URL leaves it).
+async fn from_store(
+    central: &crate::central::Central,
+    id: &str,
+    seg: &crate::archive::records::SegmentRecord,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = central
+        .key_of(id, &seg.file)
+        .ok_or_else(|| ApiError(err!(NotFound, "no segment {}", seg.seq)))?;
+    let total = seg.bytes;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, total));
+    let b = Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp2t")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "no-store");
+    let (b, want) = match range {
+        None => (b, None),
+        Some(Some((start, end))) => (
+            b.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{total}"),
+            ),
+            Some((start, Some(end))),
+        ),
+        Some(None) => {
+            return b
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{total}"))
+                .body(Body::empty())
+                .map_err(|e| ApiError(err!(Internal, "building the response: {e}")));
+        }
+    };
+    let r = central
+        .store
+        .get(&key, want)
+        .await
+        .map_err(|e| ApiError(crate::error::Error::from(e)))?;
+    let stream = futures_util::stream::unfold(r.body, |mut body| async move {
+        body.next().await.map(|chunk| {
+            (
+                chunk.map_err(|e| std::io::Error::other(e.to_string())),
+                body,
+            )
+        })
+    });
+    b.header(header::CONTENT_LENGTH, r.len_bytes)
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError(err!(Internal, "building the response: {e}")))
 }
 
 /// One `bytes=` range (RFC 9110 14.1.2) as inclusive offsets; None if unsatisfiable.

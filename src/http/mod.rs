@@ -4,10 +4,17 @@
 
 pub mod access;
 pub mod auth;
+pub mod exports;
+pub mod fleet;
+pub mod headers;
 pub mod hearings;
+pub mod hold;
 pub mod live;
 pub mod media;
+pub mod metrics;
+pub mod server;
 pub mod status;
+pub mod throttle;
 
 use crate::archive::index::Index;
 use crate::capture::SourceStatus;
@@ -33,13 +40,43 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub data_dir: PathBuf,
     pub index: Index,
+    /// The courtroom (a box); `None` on the archive server, which records nothing.
+    pub room: Option<Room>,
+    /// The court's archive this server reads (`courtrec archive serve`); `None` on a box.
+    pub central: Option<Arc<crate::central::Central>>,
+    pub catalog: Arc<crate::archive::catalog::Catalog>,
+    pub exports: Arc<crate::archive::exports::Exports>,
+    pub audit: Arc<crate::archive::audit::AuditLog>,
+    pub alarms: Arc<Alarms>,
+    /// Replication to the court's archive (`[archive]`), if configured.
+    pub replication: Option<Arc<crate::replication::Replicator>>,
+    /// Login back-off and the limit on password hashes at once.
+    pub login: Arc<auth::LoginGuard>,
+    /// Views and searches audited lately (see `access::audit_once`).
+    pub recent_audits: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+/// What only a courtroom box has: the hearings it records, its sources, previews and
+/// livestream.
+#[derive(Clone)]
+pub struct Room {
     pub hearings: Arc<HearingService>,
     pub sources: Arc<SourceStatus>,
     pub previews: Arc<crate::capture::Previews>,
-    pub audit: Arc<crate::archive::audit::AuditLog>,
     pub relay: Arc<crate::live::Relay>,
-    pub alarms: Arc<Alarms>,
-    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl AppState {
+    /// The courtroom, or 404 on the archive server (it records and streams nothing).
+    pub fn room(&self) -> Result<&Room, ApiError> {
+        self.room.as_ref().ok_or_else(|| {
+            ApiError(Error::new(
+                ErrorKind::NotFound,
+                "this is the court's archive server: hearings are recorded, run and streamed in their courtrooms",
+            ))
+        })
+    }
 }
 
 /// An error as the API returns it: a status and `{"error": kind, "message": text}`.
@@ -62,21 +99,64 @@ impl ApiError {
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::ResourceExhausted => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
+/// A message as callers see it: no file paths of the box (they stay in its log).
+pub fn redact_paths(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find('/') {
+        let (before, from) = rest.split_at(i);
+        let starts_token = before
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || "\"'(=:".contains(c));
+        let mut len = from
+            .find(|c: char| c.is_whitespace() || "\"'),;".contains(c))
+            .unwrap_or(from.len());
+        // "…/manifest.jsonl: what happened": the colon is the message's, not the path's.
+        if from[..len].ends_with(':') {
+            len -= 1;
+        }
+        let token = &from[..len];
+        out.push_str(before);
+        if starts_token
+            && token[1..].contains('/')
+            && !before.ends_with("http:")
+            && !before.ends_with("https:")
+        {
+            out.push_str("[file]");
+        } else {
+            out.push_str(token);
+        }
+        rest = &from[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let mut message = redact_paths(&self.0.msg);
         if status.is_server_error() {
-            tracing::error!("{}: {}", status, self.0.msg);
+            // The detail goes to the box's log under a reference the caller can quote.
+            let reference = hex::encode(rand::random::<[u8; 4]>());
+            tracing::error!(reference = %reference, "{}: {}", status, self.0.msg);
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                message = "internal error".into();
+            }
+            message =
+                format!("{message} (reference {reference}; the details are in the box's log)");
         }
         let mut resp = (
             status,
-            axum::Json(serde_json::json!({"error": self.0.kind.as_str(), "message": self.0.msg})),
+            axum::Json(serde_json::json!({"error": self.0.kind.as_str(), "message": message})),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -170,6 +250,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/export", get(access::export_audit))
         .route("/logout", post(auth::logout))
         .route("/status", get(status::status))
+        .route("/fleet", get(fleet::list))
         .route("/status/events", get(status::events))
         .route("/previews/{id}", get(status::preview))
         .route("/hearings", post(hearings::create).get(hearings::list))
@@ -179,8 +260,9 @@ pub fn router(state: AppState) -> Router {
         .route("/hearings/{id}/resume", post(hearings::resume))
         .route("/hearings/{id}/close", post(hearings::close))
         .route("/hearings/{id}/marks", post(hearings::mark))
-        .route("/hearings/{id}/exports", post(hearings::export))
-        .route("/hearings/{id}/verify", post(hearings::verify))
+        .route("/hearings/{id}/exports", post(exports::export))
+        .route("/hearings/{id}/verify", post(exports::verify))
+        .route("/hearings/{id}/hold", post(hold::set).delete(hold::lift))
         .route(
             "/hearings/{id}/livestream",
             post(live::approve).delete(live::withdraw),
@@ -201,12 +283,43 @@ pub fn router(state: AppState) -> Router {
             "/hearings/{id}/tracks/{track}/{segment}",
             get(media::segment),
         )
-        .route("/exports/{export_id}", get(hearings::download))
+        .route("/exports/{export_id}", get(exports::download))
         .fallback(not_found);
     Router::new()
         .merge(crate::web::routes())
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_never_reach_callers() {
+        assert_eq!(
+            redact_paths("cannot read /var/lib/courtrec/hearings/x/manifest.jsonl: EIO"),
+            "cannot read [file]: EIO"
+        );
+        assert_eq!(
+            redact_paths("opening \"/tmp/a/b\" failed"),
+            "opening \"[file]\" failed"
+        );
+        assert_eq!(
+            redact_paths("see /api/v1/login, 1/2 done"),
+            "see [file], 1/2 done"
+        );
+        assert_eq!(
+            redact_paths("at http://10.0.0.5:3900/bucket/x"),
+            "at http://10.0.0.5:3900/bucket/x"
+        );
+        assert_eq!(
+            redact_paths("use clerk, judge or admin"),
+            "use clerk, judge or admin"
+        );
+    }
 }

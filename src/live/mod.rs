@@ -116,6 +116,10 @@ enum Audience {
 struct Viewer {
     hearing_id: String,
     audience: Audience,
+    /// The viewer's address (WHEP), and when it offered: a connection that never
+    /// comes up is pending, and counted apart from the viewers.
+    remote: String,
+    since: std::time::Instant,
     pc: Arc<RTCPeerConnection>,
     /// Video and audio senders, with what the relay had sent before this viewer
     /// joined (packets, payload bytes): its sender reports count from there.
@@ -159,6 +163,18 @@ pub fn ntp_to_unix_ns(ntp: u64) -> i64 {
     secs * 1_000_000_000 + frac_ns as i64
 }
 
+/// Who may join: connected viewers count towards `max_viewers`; offers whose
+/// connection is not up yet are *pending*, capped in all and per address (a few offers
+/// a second that never connect must not keep the public out), and dropped after
+/// `pending_timeout`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_viewers: usize,
+    pub max_pending: usize,
+    pub max_pending_per_address: usize,
+    pub pending_timeout: std::time::Duration,
+}
+
 /// The relay: packets in from the capture, out to the viewers.
 pub struct Relay {
     video: broadcast::Sender<Arc<Packet>>,
@@ -167,7 +183,7 @@ pub struct Relay {
     video_track: Arc<TrackLocalStaticRTP>,
     audio_track: Arc<TrackLocalStaticRTP>,
     viewers: Mutex<HashMap<String, Viewer>>,
-    max_viewers: usize,
+    limits: Limits,
     ice_servers: Vec<String>,
     keyframe: KeyframeFn,
     clock: ClockFn,
@@ -192,7 +208,7 @@ impl LiveFeed for Relay {
 
 impl Relay {
     pub fn new(
-        max_viewers: usize,
+        limits: Limits,
         ice_servers: Vec<String>,
         keyframe: KeyframeFn,
         clock: ClockFn,
@@ -240,7 +256,7 @@ impl Relay {
                 "courtrec".to_owned(),
             )),
             viewers: Mutex::new(HashMap::new()),
-            max_viewers,
+            limits,
             ice_servers,
             keyframe,
             clock,
@@ -250,15 +266,54 @@ impl Relay {
         })
     }
 
-    /// How many are watching `hearing_id` (all hearings when None).
+    /// Bytes of RTP payload the relay has sent since start, video then audio (once per
+    /// packet, whatever the number of viewers: the stream's own bitrate).
+    pub fn sent_bytes(&self) -> [u64; 2] {
+        [0, 1].map(|i| self.sent[i].1.load(Ordering::Relaxed))
+    }
+
+    /// How many are watching `hearing_id` (all hearings when None): connected viewers.
     pub fn viewer_count(&self, hearing_id: Option<&str>) -> usize {
         self.viewers.lock().map_or(0, |v| {
             v.values()
                 .filter(|x| {
-                    x.audience == Audience::Public && hearing_id.is_none_or(|h| x.hearing_id == h)
+                    x.audience == Audience::Public
+                        && x.pc.connection_state() == RTCPeerConnectionState::Connected
+                        && hearing_id.is_none_or(|h| x.hearing_id == h)
                 })
                 .count()
         })
+    }
+
+    /// Offers whose connection is not up yet: in all, and from `remote`.
+    fn pending(&self, remote: &str) -> (usize, usize) {
+        self.viewers.lock().map_or((0, 0), |v| {
+            let p: Vec<&Viewer> = v
+                .values()
+                .filter(|x| {
+                    x.audience == Audience::Public
+                        && x.pc.connection_state() != RTCPeerConnectionState::Connected
+                })
+                .collect();
+            (p.len(), p.iter().filter(|x| x.remote == remote).count())
+        })
+    }
+
+    /// Drops offers whose connection did not come up within `pending_timeout`.
+    pub async fn reap_pending(&self) {
+        let stale: Vec<String> = self.viewers.lock().map_or(Vec::new(), |v| {
+            v.iter()
+                .filter(|(_, x)| {
+                    x.audience == Audience::Public
+                        && x.pc.connection_state() != RTCPeerConnectionState::Connected
+                        && x.since.elapsed() > self.limits.pending_timeout
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        });
+        for s in stale {
+            self.remove(&s).await;
+        }
     }
 
     pub fn ice_servers(&self) -> &[String] {
@@ -283,9 +338,10 @@ impl Relay {
         self: &Arc<Self>,
         hearing_id: &str,
         offer: String,
+        remote: &str,
     ) -> Result<(String, String)> {
-        let (me, hearing_id) = (self.clone(), hearing_id.to_string());
-        self.on_live_thread(async move { me.connect_viewer(&hearing_id, offer).await })
+        let (me, hearing_id, remote) = (self.clone(), hearing_id.to_string(), remote.to_string());
+        self.on_live_thread(async move { me.connect_viewer(&hearing_id, offer, &remote).await })
             .await?
     }
 
@@ -293,14 +349,20 @@ impl Relay {
         self: &Arc<Self>,
         hearing_id: &str,
         offer: String,
+        remote: &str,
     ) -> Result<(String, String)> {
-        if self.viewer_count(None) >= self.max_viewers {
+        let l = &self.limits;
+        if self.viewer_count(None) >= l.max_viewers {
             return Err(Error::new(
                 ErrorKind::ResourceExhausted,
-                format!(
-                    "{} viewers already watch: try again later",
-                    self.max_viewers
-                ),
+                format!("{} viewers already watch: try again later", l.max_viewers),
+            ));
+        }
+        let (pending, mine) = self.pending(remote);
+        if pending >= l.max_pending || mine >= l.max_pending_per_address {
+            return Err(Error::new(
+                ErrorKind::TooMany,
+                "too many connections are being set up: try again in a few seconds",
             ));
         }
         let offer = RTCSessionDescription::offer(offer)
@@ -333,7 +395,7 @@ impl Relay {
                 return Err(e);
             }
         };
-        let id = self.register(hearing_id, Audience::Public, pc, senders);
+        let id = self.register(hearing_id, Audience::Public, remote, pc, senders);
         Ok((id, local))
     }
 
@@ -404,6 +466,7 @@ impl Relay {
         self: &Arc<Self>,
         hearing_id: &str,
         audience: Audience,
+        remote: &str,
         pc: Arc<RTCPeerConnection>,
         [vsender, asender]: [Arc<RTCRtpSender>; 2],
     ) -> String {
@@ -414,6 +477,8 @@ impl Relay {
                 Viewer {
                     hearing_id: hearing_id.to_string(),
                     audience,
+                    remote: remote.to_string(),
+                    since: std::time::Instant::now(),
                     pc: pc.clone(),
                     senders: [0, 1].map(|i| {
                         let sender = if i == 0 { &vsender } else { &asender };
@@ -452,6 +517,14 @@ impl Relay {
             Box::pin(async move {
                 let Some(r) = relay.upgrade() else { return };
                 match st {
+                    // Viewers are counted once connected: one that connects past the
+                    // limit (two joined at once) is let go.
+                    RTCPeerConnectionState::Connected
+                        if audience == Audience::Public
+                            && r.viewer_count(None) > r.limits.max_viewers =>
+                    {
+                        r.remove(&sid).await;
+                    }
                     RTCPeerConnectionState::Connected => (r.keyframe)(),
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         r.remove(&sid).await;
@@ -484,7 +557,7 @@ impl Relay {
             let (pc, senders) = me.sender_connection(true).await?;
             match whip_offer(&pc, &url, token.as_deref()).await {
                 Ok(location) => Ok((
-                    me.register(&hearing_id, Audience::Platform, pc, senders),
+                    me.register(&hearing_id, Audience::Platform, "platform", pc, senders),
                     location,
                 )),
                 Err(e) => {
@@ -664,6 +737,7 @@ pub async fn enforce(
         let doc = hearings.active_id().and_then(|id| hearings.get(&id).ok());
         let streaming = doc.as_ref().filter(|d| d.streaming());
         relay.drop_all_but(streaming.map(|d| d.id.as_str())).await;
+        relay.reap_pending().await;
         if let Some(e) = &egress {
             e.set_active(streaming.is_some());
             // Court IT should see a platform that refuses or cannot be reached.

@@ -69,6 +69,32 @@ struct Received {
     latencies_ms: Vec<f64>,
 }
 
+/// A receive-only viewer's SDP offer (every candidate gathered): what `watch` sends,
+/// and what a test sends without ever connecting (a pending offer).
+pub async fn offer(pc: &RTCPeerConnection) -> Result<String, String> {
+    let offer = pc
+        .create_offer(None)
+        .await
+        .map_err(|e| format!("offer: {e}"))?;
+    let mut gathered = pc.gathering_complete_promise().await;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| format!("offer: {e}"))?;
+    let _ = gathered.recv().await;
+    pc.local_description()
+        .await
+        .map(|l| l.sdp)
+        .ok_or_else(|| "no local description".into())
+}
+
+/// A new receive-only viewer connection (as `watch` makes them), for [`offer`].
+pub async fn new_viewer() -> Result<Arc<RTCPeerConnection>, String> {
+    viewer()
+        .await
+        .map(|(pc, _)| pc)
+        .map_err(|e| format!("WebRTC: {e}"))
+}
+
 fn unix_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
@@ -82,22 +108,11 @@ pub async fn watch(whep_url: &str, viewers: usize, seconds: u64) -> Result<Watch
     let mut received: Vec<Arc<Mutex<Received>>> = Vec::new();
     for _ in 0..viewers {
         let (pc, rx) = viewer().await.map_err(|e| format!("WebRTC: {e}"))?;
-        let offer = pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("offer: {e}"))?;
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| format!("offer: {e}"))?;
-        let _ = gathered.recv().await;
-        let Some(local) = pc.local_description().await else {
-            return Err("no local description".into());
-        };
+        let local = offer(&pc).await?;
         let r = http
             .post(whep_url)
             .header("content-type", "application/sdp")
-            .body(local.sdp)
+            .body(local)
             .send()
             .await
             .map_err(|e| format!("{whep_url}: {e}"))?;

@@ -4,62 +4,48 @@
 
 use super::recorder::{Router, Session, Timebase, TrackEnd, WriterReport};
 use super::segment::SegmentSettings;
+use crate::archive::DataDir;
+use crate::archive::catalog::Catalog;
 use crate::archive::index::{HearingDoc, HearingState, Index};
-use crate::archive::log::HearingLog;
+use crate::archive::log::{DocSink, HearingLog, Signer};
 use crate::archive::records::*;
-use crate::archive::{self, DataDir, HearingDir, ts};
 use crate::capture::{CaptureControl, TrackSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::{bail, err};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Body of `POST /api/v1/hearings`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateHearing {
+/// What a new hearing is (the API's body, checked here).
+#[derive(Debug, Clone)]
+pub struct NewHearing {
     pub case_number: String,
     pub title: String,
     pub visibility: Visibility,
-    #[serde(default)]
     pub courtroom: Option<String>,
     /// RFC 3339, e.g. `2026-11-27T09:30:00+08:00`.
-    #[serde(default)]
     pub scheduled_start: Option<String>,
 }
 
-/// What to search hearings by (every field optional; all given must match).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Search {
-    /// Part of the case number.
-    pub case_number: Option<String>,
-    /// Courtroom id, exactly.
-    pub courtroom: Option<String>,
-    /// Part of the title, any case.
-    #[serde(rename = "q")]
-    pub text: Option<String>,
-    /// First and last day (UTC) of the hearing's scheduled start (or creation).
-    pub from: Option<chrono::NaiveDate>,
-    pub to: Option<chrono::NaiveDate>,
-    /// Paging: skip `offset` results, return at most `limit`.
-    pub offset: Option<usize>,
-    pub limit: Option<usize>,
+/// See [`HearingService::log_health`].
+#[derive(Debug, Clone, Default)]
+pub struct LogHealth {
+    pub hearing_id: Option<String>,
+    pub index_error: Option<String>,
+    pub append_error: Option<String>,
+    pub tampered: Option<String>,
 }
 
 /// The hearing currently open or in recess in this courtroom.
-struct Active {
-    id: String,
-    log: Arc<Mutex<HearingLog>>,
-    timebase: Timebase,
-    session: Option<Arc<Session>>,
+pub(super) struct Active {
+    pub(super) id: String,
+    pub(super) log: Arc<Mutex<HearingLog>>,
+    pub(super) timebase: Timebase,
+    pub(super) session: Option<Arc<Session>>,
     /// Where the current (or last) run began on the media timeline: nothing the clerk
     /// does afterwards can be logged before it.
-    run_start_ns: i64,
-    next_seqs: Vec<u64>,
+    pub(super) run_start_ns: i64,
+    pub(super) next_seqs: Vec<u64>,
 }
 
 /// How far ahead of "now" a run (open, resume) begins. The encoders are asked for a
@@ -68,7 +54,7 @@ struct Active {
 /// starts on a keyframe within one frame of the logged time even on a loaded machine.
 /// (Asking for a keyframe at "now" raced the frames already queued in the encoders: on
 /// a busy box a track could start two frames late.)
-const GATE_LEAD_NS: i64 = 200_000_000;
+pub(super) const GATE_LEAD_NS: i64 = 200_000_000;
 
 /// Runs the hearings of this courtroom.
 pub struct HearingService {
@@ -77,12 +63,28 @@ pub struct HearingService {
     pub index: Index,
     pub device_id: String,
     pub specs: Vec<TrackSpec>,
-    capture: Arc<dyn CaptureControl>,
-    router: Arc<Router>,
-    report: Arc<dyn WriterReport>,
-    /// Signs the hearings' checkpoints.
-    key: Option<Arc<crate::archive::signing::DeviceKey>>,
-    active: Mutex<Option<Active>>,
+    pub capture: Arc<dyn CaptureControl>,
+    pub router: Arc<Router>,
+    pub report: Arc<dyn WriterReport>,
+    /// Signs the hearings' checkpoints, and records them in the device log.
+    pub(super) signer: Option<Signer>,
+    pub catalog: Arc<Catalog>,
+    pub(super) active: Mutex<Option<Active>>,
+    /// Hearings recovery could not open at start-up (they are skipped, not fatal).
+    pub(super) damaged: Mutex<Vec<(String, String)>>,
+}
+
+/// Test hook: `COURTREC_TEST_MEDIA_OFFSET_S` starts every new hearing's media timeline
+/// that many seconds along, as if it had been open (recesses included) for so long, so
+/// tests check a trial over several days (timestamp epochs, no overflow) without
+/// waiting three days. Unset (as in production): 0.
+fn test_media_offset_ns() -> i64 {
+    std::env::var("COURTREC_TEST_MEDIA_OFFSET_S")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map_or(0, |s| {
+            s.clamp(0, 400 * 24 * 3600).saturating_mul(1_000_000_000)
+        })
 }
 
 fn now_wall() -> String {
@@ -119,7 +121,7 @@ impl HearingService {
         capture: Arc<dyn CaptureControl>,
         router: Arc<Router>,
         report: Arc<dyn WriterReport>,
-        key: Option<Arc<crate::archive::signing::DeviceKey>>,
+        catalog: Arc<Catalog>,
     ) -> HearingService {
         let specs = crate::capture::track_specs(&cfg);
         HearingService {
@@ -131,18 +133,45 @@ impl HearingService {
             capture,
             router,
             report,
-            key,
+            signer: catalog.signer.clone(),
+            catalog,
             active: Mutex::new(None),
+            damaged: Mutex::new(Vec::new()),
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<Active>>> {
+    /// The index as the hearing logs keep it in step.
+    pub(super) fn sink(&self) -> Option<Arc<dyn DocSink>> {
+        Some(Arc::new(self.index.clone()))
+    }
+
+    /// Opens a hearing's log to append to it; a hearing that no longer matches what
+    /// this box signed is marked altered and refused.
+    pub(super) fn open_log(
+        &self,
+        id: &str,
+    ) -> Result<(HearingLog, crate::archive::manifest::ReadReport)> {
+        let (log, report) =
+            HearingLog::open(self.data.hearing(id), self.sink(), self.signer.clone())?;
+        if let Some(t) = log.tampered() {
+            self.catalog.mark_tampered(id, t);
+            bail!(Conflict, "hearing {id} is read-only: {t}");
+        }
+        Ok((log, report))
+    }
+
+    /// Hearings skipped at start-up because they could not be opened, with why.
+    pub fn damaged(&self) -> Vec<(String, String)> {
+        self.damaged.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Option<Active>>> {
         self.active
             .lock()
             .map_err(|_| err!(Internal, "hearing state lock poisoned"))
     }
 
-    fn event(&self, hearing_id: &str, kind: EventKind) -> EventRecord {
+    pub(super) fn event(&self, hearing_id: &str, kind: EventKind) -> EventRecord {
         EventRecord::new(hearing_id, &self.device_id, kind, now_wall())
     }
 
@@ -162,7 +191,7 @@ impl HearingService {
             .max(a.run_start_ns))
     }
 
-    fn running_time(&self) -> Result<i64> {
+    pub(super) fn running_time(&self) -> Result<i64> {
         self.capture.running_time_ns().ok_or_else(|| {
             err!(
                 Unavailable,
@@ -174,174 +203,15 @@ impl HearingService {
     /// Makes durable what the index knows about lifecycle changes, so recovery after a
     /// crash finds every hearing that was open (segment rows may lag; they are rebuilt
     /// from the manifest).
-    fn flush_index(&self) {
+    pub(super) fn flush_index(&self) {
         if let Err(e) = self.index.flush() {
             tracing::error!("flushing the index: {e}");
         }
     }
 
+    /// A hearing by id (see [`Catalog::get`]).
     pub fn get(&self, id: &str) -> Result<HearingDoc> {
-        let doc = self
-            .index
-            .hearing(id)?
-            .ok_or_else(|| err!(NotFound, "no hearing with id '{id}'"))?;
-        // `courtrec export` run on the box appends to a closed hearing's manifest
-        // without the index (the daemon holds it); its signed checkpoint tells us.
-        if doc.state == HearingState::Closed {
-            let dir = self.data.hearing(id);
-            let signed = crate::archive::checkpoint::sizes_in(&dir.root.join("checkpoints"))
-                .last()
-                .copied()
-                .unwrap_or(0);
-            if signed > doc.manifest_entries {
-                let (log, _, _) = HearingLog::open(dir, Some(self.index.clone()), None)?;
-                return Ok(log.doc().clone());
-            }
-        }
-        Ok(doc)
-    }
-
-    /// Exports a closed hearing (or a clip) to `DATA/exports/<export id>/` as a bundle
-    /// (see `archive::bundle`); the export is logged in the hearing as `actor`'s.
-    pub fn export(
-        &self,
-        id: &str,
-        req: crate::archive::bundle::ExportRequest,
-    ) -> Result<(String, crate::archive::bundle::ExportSummary)> {
-        let doc = self.get(id)?;
-        if doc.state != HearingState::Closed {
-            bail!(
-                Conflict,
-                "hearing {id} is {}: close it first (exports are made from the sealed record)",
-                doc.state.as_str()
-            );
-        }
-        let Some(key) = self.key.clone() else {
-            bail!(
-                Unavailable,
-                "this box has no device key to sign the export with"
-            );
-        };
-        let export_id = format!(
-            "{}-{}",
-            id,
-            uuid::Uuid::now_v7()
-                .simple()
-                .to_string()
-                .get(20..)
-                .unwrap_or("x")
-        );
-        let out = self.data.root.join("exports").join(&export_id);
-        let summary = crate::archive::bundle::export(&self.data.hearing(id).root, &out, &req, key)?;
-        // The export event is in the manifest: bring the index's doc up to date.
-        HearingLog::open(self.data.hearing(id), Some(self.index.clone()), None)?;
-        self.flush_index();
-        Ok((export_id, summary))
-    }
-
-    /// The folder of an export made by [`Self::export`] and its hearing, if it exists.
-    pub fn export_dir(&self, export_id: &str) -> Result<(std::path::PathBuf, String)> {
-        let ok = !export_id.is_empty()
-            && export_id.len() <= 100
-            && export_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        let dir = self.data.root.join("exports").join(export_id);
-        let not_found = || err!(NotFound, "no export with id '{export_id}'");
-        if !ok {
-            return Err(not_found());
-        }
-        let desc: crate::archive::bundle::BundleDesc = std::fs::read(dir.join("bundle.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(not_found)?;
-        Ok((dir, desc.hearing_id))
-    }
-
-    /// Hearings, newest first, optionally only those whose case number contains `case`.
-    pub fn list(&self, case: Option<&str>) -> Result<Vec<HearingDoc>> {
-        self.search(&Search {
-            case_number: case.map(str::to_string),
-            ..Search::default()
-        })
-    }
-
-    /// Hearings matching every given criterion, newest first: filtered on the small
-    /// summaries, then only the page asked for (`offset`, `limit`) is read in full.
-    /// Returns the page and how many matched.
-    pub fn search_page(
-        &self,
-        q: &Search,
-        visible: impl Fn(&crate::archive::index::HearingSummary) -> bool,
-    ) -> Result<(Vec<HearingDoc>, usize)> {
-        let lower = |s: &str| s.to_lowercase();
-        let text = q.text.as_deref().map(lower);
-        let mut v: Vec<crate::archive::index::HearingSummary> = self
-            .index
-            .summaries()?
-            .into_iter()
-            .filter(|h| {
-                visible(h)
-                    && q.case_number
-                        .as_deref()
-                        .is_none_or(|c| h.case_number.contains(c.trim()))
-                    && q.courtroom.as_deref().is_none_or(|c| h.courtroom == c)
-                    && text.as_deref().is_none_or(|t| lower(&h.title).contains(t))
-                    && {
-                        let day = chrono::DateTime::parse_from_rfc3339(&h.when)
-                            .map(|t| t.with_timezone(&chrono::Utc).date_naive())
-                            .ok();
-                        q.from.is_none_or(|f| day.is_some_and(|d| d >= f))
-                            && q.to.is_none_or(|t| day.is_some_and(|d| d <= t))
-                    }
-            })
-            .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        let total = v.len();
-        let docs = v
-            .iter()
-            .skip(q.offset.unwrap_or(0))
-            .take(q.limit.unwrap_or(usize::MAX))
-            .filter_map(|s| self.index.hearing(&s.id).transpose())
-            .collect::<Result<Vec<_>>>()?;
-        Ok((docs, total))
-    }
-
-    /// Every hearing matching `q`, newest first.
-    pub fn search(&self, q: &Search) -> Result<Vec<HearingDoc>> {
-        Ok(self.search_page(q, |_| true)?.0)
-    }
-
-    /// Runs the offline verifier on a hearing's folder (trusting this box's own key)
-    /// and keeps the outcome for badges and searches.
-    pub fn verify(&self, id: &str) -> Result<crate::archive::verify::Report> {
-        use crate::archive::verify;
-        let doc = self.get(id)?;
-        let mut trust = verify::Trust::default();
-        if let Some(k) = &self.key {
-            trust.keys.push(k.verifier());
-        }
-        let report = verify::verify(&self.data.hearing(id).root, &trust);
-        let status = match report.worst() {
-            None => "verified",
-            Some(verify::Problem::Unsealed) => "unsealed",
-            Some(verify::Problem::Modified) => "modified",
-            Some(verify::Problem::MissingOrReordered) => "missing",
-            Some(verify::Problem::UnexplainedGap) => "gap",
-            Some(verify::Problem::BadSignature) => "bad_signature",
-            Some(verify::Problem::Unusable) => "unusable",
-        };
-        self.index.put_integrity(
-            id,
-            &crate::archive::index::IntegrityDoc {
-                status: status.into(),
-                exit_code: report.exit_code,
-                result: report.result.clone(),
-                manifest_entries: doc.manifest_entries,
-                checked_at: format_wall(chrono::Utc::now()),
-            },
-        )?;
-        Ok(report)
+        self.catalog.get(id)
     }
 
     /// The id of the hearing open or in recess, if any.
@@ -361,7 +231,7 @@ impl HearingService {
             .and_then(|a| a.as_ref().map(|a| a.timebase.media_ns(rt)))
     }
 
-    pub fn create(&self, req: CreateHearing, actor: &str) -> Result<HearingDoc> {
+    pub fn create(&self, req: NewHearing, actor: &str) -> Result<HearingDoc> {
         check_text("case_number", &req.case_number, 100)?;
         check_text("title", &req.title, 300)?;
         let courtroom = req
@@ -405,9 +275,9 @@ impl HearingService {
         });
         let log = HearingLog::create(
             self.data.hearing(&id),
-            self.index.clone(),
+            self.sink(),
             Record::Event(ev),
-            self.key.clone(),
+            self.signer.clone(),
         )?;
         self.flush_index();
         Ok(log.doc().clone())
@@ -439,17 +309,15 @@ impl HearingService {
                 a.id
             );
         }
-        // Media time 0 is where recording begins (see `GATE_LEAD_NS`).
+        // Media time 0 is where recording begins (see `GATE_LEAD_NS`), unless a test
+        // starts the timeline far along (a hearing in its third day).
+        let offset_ns = test_media_offset_ns();
         let rt = self.running_time()? + GATE_LEAD_NS;
         let timebase = Timebase {
-            base_rt_ns: rt,
-            wall_at_base_unix_ns: unix_ns(chrono::Utc::now()) + GATE_LEAD_NS,
+            base_rt_ns: rt - offset_ns,
+            wall_at_base_unix_ns: unix_ns(chrono::Utc::now()) + GATE_LEAD_NS - offset_ns,
         };
-        let (log, _, _) = HearingLog::open(
-            self.data.hearing(id),
-            Some(self.index.clone()),
-            self.key.clone(),
-        )?;
+        let (log, _) = self.open_log(id)?;
         let log = Arc::new(Mutex::new(log));
         self.capture.set_caption(&doc.meta.case_number);
         let mut a = Active {
@@ -482,7 +350,7 @@ impl HearingService {
     /// Starts recording every track `GATE_LEAD_NS` from now and returns that instant on
     /// the media timeline, which the caller logs as the event's time. The session gets
     /// every frame stamped at or after it; the encoders are asked for a keyframe there.
-    fn start_session(&self, a: &mut Active) -> Result<i64> {
+    pub(super) fn start_session(&self, a: &mut Active) -> Result<i64> {
         let s = Arc::new(Session::start(
             &a.id,
             self.data.hearing(&a.id),
@@ -554,12 +422,22 @@ impl HearingService {
         }
         let a = self.active_for(&mut active, id, &doc, "recess")?;
         let at = self.now_media(a)?;
+        // Cut now: the event's append (fsyncs) must not let later frames in; lifted
+        // again if the event cannot be written (the hearing then goes on recording).
+        if let Some(sess) = &a.session {
+            sess.cut(at);
+        }
         let mut ev = self.event(id, EventKind::Recess);
         ev.media_time_ns = Some(at);
         ev.actor = Some(actor.to_string());
         ev.reason = Some(reason);
         ev.text = note.filter(|n| !n.trim().is_empty());
-        append(&a.log, ev)?;
+        if let Err(e) = append(&a.log, ev) {
+            if let Some(sess) = &a.session {
+                sess.uncut();
+            }
+            return Err(e);
+        }
         self.stop_session(a, at);
         self.flush_index();
         self.get(id)
@@ -636,18 +514,19 @@ impl HearingService {
     ) -> Result<HearingDoc> {
         let mut active = self.lock()?;
         let doc = self.get(id)?;
+        if doc.state == HearingState::Closed {
+            // Nothing but exports follows the seal.
+            bail!(
+                Conflict,
+                "hearing {id} is closed: its livestream ended with it"
+            );
+        }
         match kind {
             EventKind::LivestreamApproved => {
                 if doc.meta.visibility != Visibility::Public {
                     bail!(
                         PermissionDenied,
                         "hearing {id} is not public: it is never streamed"
-                    );
-                }
-                if doc.state == HearingState::Closed {
-                    bail!(
-                        Conflict,
-                        "hearing {id} is closed: there is nothing to stream"
                     );
                 }
                 for x in excluded.iter().flatten() {
@@ -687,11 +566,7 @@ impl HearingService {
                 append(&a.log, ev)
             }
             None => {
-                let (mut log, _, _) = HearingLog::open(
-                    self.data.hearing(id),
-                    Some(self.index.clone()),
-                    self.key.clone(),
-                )?;
+                let (mut log, _) = self.open_log(id)?;
                 log.append(Record::Event(ev))?;
                 Ok(log.doc().clone())
             }
@@ -723,6 +598,33 @@ impl HearingService {
         log.checkpoint_error().map(str::to_string)
     }
 
+    /// What is wrong with the active hearing's log, for alarms: the index could not
+    /// be updated, an append failed half-way and appends are refused, or the manifest
+    /// was found altered (then it is also marked in the catalog).
+    pub fn log_health(&self) -> LogHealth {
+        let Ok(active) = self.active.lock() else {
+            return LogHealth::default();
+        };
+        let Some(a) = active.as_ref() else {
+            return LogHealth::default();
+        };
+        let Ok(log) = a.log.lock() else {
+            return LogHealth::default();
+        };
+        let h = LogHealth {
+            hearing_id: Some(a.id.clone()),
+            index_error: log.index_error().map(str::to_string),
+            append_error: log.append_error().map(str::to_string),
+            tampered: log.tampered().map(str::to_string),
+        };
+        if let Some(t) = &h.tampered
+            && self.index.tampered_reason(&a.id).ok().flatten().is_none()
+        {
+            self.catalog.mark_tampered(&a.id, t);
+        }
+        h
+    }
+
     /// The capture pipeline's running time now (the clock every timestamp is on).
     pub fn running_time_ns(&self) -> Option<i64> {
         self.capture.running_time_ns()
@@ -735,6 +637,25 @@ impl HearingService {
             .map(|s| s.info.name.clone())
             .zip(self.router.silences())
             .collect()
+    }
+
+    /// Each track's name and the frames it has delivered since start.
+    pub fn track_frames(&self) -> Vec<(String, u64)> {
+        self.specs
+            .iter()
+            .map(|s| s.info.name.clone())
+            .zip(self.router.frames_seen())
+            .collect()
+    }
+
+    /// The running session's writers that have had frames waiting and taken none for
+    /// `after` (see `Session::stuck_writers`): the service watchdog stops pinging.
+    pub fn stuck_writers(&self, after: std::time::Duration) -> Vec<String> {
+        self.active
+            .lock()
+            .ok()
+            .and_then(|a| a.as_ref()?.session.as_ref().map(|s| s.stuck_writers(after)))
+            .unwrap_or_default()
     }
 
     /// True while a hearing is open and recording (not in recess).
@@ -757,201 +678,12 @@ impl HearingService {
         }
         self.flush_index();
     }
-
-    /// At start-up: finds hearings left open by a crash or a stop, records the segments
-    /// the crash cut off, logs a `recovery` event covering the gap, and resumes
-    /// recording if the hearing was open (it stays in recess if it was in recess).
-    pub fn recover(&self) -> Result<Vec<String>> {
-        let mut recovered = Vec::new();
-        let mut unclosed: Vec<HearingDoc> = self
-            .index
-            .hearings()?
-            .into_iter()
-            .filter(|h| matches!(h.state, HearingState::Open | HearingState::Recess))
-            .collect();
-        unclosed.sort_by(|a, b| a.created_at.cmp(&b.created_at));
-        let mut active = self.lock()?;
-        let n = unclosed.len();
-        for (i, h) in unclosed.into_iter().enumerate() {
-            let dir = self.data.hearing(&h.id);
-            let (mut log, entries, torn) =
-                HearingLog::open(dir.clone(), Some(self.index.clone()), self.key.clone())?;
-            for e in &entries {
-                if let Record::Segment(s) = &e.record {
-                    self.index.put_segment(s)?;
-                }
-            }
-            let adopted = adopt_orphans(&dir, &mut log, &entries, &self.device_id)?;
-            let doc = log.doc().clone();
-            let last_end = doc
-                .track_stats
-                .values()
-                .map(|t| t.media_end_ns)
-                .max()
-                .unwrap_or(0);
-            // Media time keeps pace with the wall clock across the restart, so the gap
-            // on the timeline is the time the box was not recording.
-            let open_ev = doc.events.iter().find(|e| e.kind == EventKind::Open);
-            let wall_at_base = open_ev
-                .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.wall_time).ok())
-                .map(|t| {
-                    unix_ns(t.with_timezone(&chrono::Utc))
-                        - open_ev.and_then(|e| e.media_time_ns).unwrap_or(0)
-                })
-                .unwrap_or_else(|| unix_ns(chrono::Utc::now()));
-            let rt = self.running_time()?;
-            let now_media = unix_ns(chrono::Utc::now()) - wall_at_base;
-            let timebase = Timebase {
-                base_rt_ns: rt - now_media,
-                wall_at_base_unix_ns: wall_at_base,
-            };
-            let was_open = doc.state == HearingState::Open;
-            let resumed = was_open && i + 1 == n;
-            let mut ev = self.event(&h.id, EventKind::Recovery);
-            ev.media_time_ns = Some(now_media);
-            if was_open {
-                ev.gap_from_ns = Some(last_end);
-                // A resumed run begins `GATE_LEAD_NS` after now (within milliseconds:
-                // `start_session` reads the clock again just after this is logged).
-                let resume_at = if resumed {
-                    now_media + GATE_LEAD_NS
-                } else {
-                    now_media
-                };
-                ev.gap_to_ns = Some(resume_at.max(last_end));
-            }
-            ev.text = Some(format!(
-                "courtrec restarted after an unclean stop; {adopted} segment(s) cut off by it were recorded as partial{}{}",
-                if torn > 0 {
-                    format!("; a torn manifest line of {torn} bytes was dropped")
-                } else {
-                    String::new()
-                },
-                if resumed {
-                    "; recording resumed"
-                } else if was_open {
-                    "; another hearing is newer, this one stays unrecorded until closed"
-                } else {
-                    "; the hearing stays in recess"
-                }
-            ));
-            log.append(Record::Event(ev))?;
-            let next_seqs = self
-                .specs
-                .iter()
-                .map(|s| {
-                    log.doc()
-                        .track_stats
-                        .get(&s.info.name)
-                        .map_or(1, |t| t.last_seq + 1)
-                })
-                .collect();
-            recovered.push(h.id.clone());
-            if i + 1 == n {
-                let mut a = Active {
-                    run_start_ns: 0,
-                    id: h.id.clone(),
-                    log: Arc::new(Mutex::new(log)),
-                    timebase,
-                    session: None,
-                    next_seqs,
-                };
-                self.capture.set_caption(&doc.meta.case_number);
-                if resumed {
-                    self.start_session(&mut a)?;
-                }
-                *active = Some(a);
-            }
-        }
-        self.flush_index();
-        Ok(recovered)
-    }
 }
 
-fn append(log: &Arc<Mutex<HearingLog>>, ev: EventRecord) -> Result<HearingDoc> {
+pub(super) fn append(log: &Arc<Mutex<HearingLog>>, ev: EventRecord) -> Result<HearingDoc> {
     let mut l = log
         .lock()
         .map_err(|_| err!(Internal, "hearing log lock poisoned"))?;
     l.append(Record::Event(ev))?;
     Ok(l.doc().clone())
-}
-
-/// Records segment files that exist on disk but not in the manifest (cut off by a crash
-/// or a write error). A torn last TS packet is cut first: it cannot be decoded, and the
-/// recorded hash must describe the file as it stays. Returns how many were adopted.
-pub fn adopt_orphans(
-    dir: &HearingDir,
-    log: &mut HearingLog,
-    entries: &[Entry],
-    device_id: &str,
-) -> Result<usize> {
-    let hearing_id = dir.id().unwrap_or_default().to_string();
-    let mut known: BTreeMap<String, ()> = BTreeMap::new();
-    for e in entries {
-        if let Record::Segment(s) = &e.record {
-            known.insert(s.file.clone(), ());
-        }
-    }
-    let wall_at_base = entries.iter().find_map(|e| match &e.record {
-        Record::Event(ev) if ev.kind == EventKind::Open => {
-            chrono::DateTime::parse_from_rfc3339(&ev.wall_time)
-                .ok()
-                .map(|t| unix_ns(t.with_timezone(&chrono::Utc)) - ev.media_time_ns.unwrap_or(0))
-        }
-        _ => None,
-    });
-    let tracks_dir = dir.root.join("tracks");
-    let Ok(tracks) = std::fs::read_dir(&tracks_dir) else {
-        return Ok(0);
-    };
-    let mut orphans = Vec::new();
-    for t in tracks.flatten() {
-        let track = t.file_name().to_string_lossy().to_string();
-        let Ok(files) = std::fs::read_dir(t.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let name = f.file_name().to_string_lossy().to_string();
-            let Some(seq) = name.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) else {
-                continue;
-            };
-            let rel = HearingDir::segment_rel(&track, seq);
-            if !known.contains_key(&rel) {
-                orphans.push((track.clone(), seq, rel));
-            }
-        }
-    }
-    orphans.sort();
-    for (track, seq, rel) in &orphans {
-        let sealed = archive::seal_file(&dir.root.join(rel))?;
-        let (start, dur) = match sealed.summary.main_pid() {
-            Some((_, p)) => {
-                let to_ns = |t: i64| {
-                    (t - crate::recording::tsmux::PTS_OFFSET_90K) * 1_000_000_000 / ts::CLOCK_HZ
-                };
-                (
-                    to_ns(p.min_pts_90k),
-                    (to_ns(p.max_pts_90k) - to_ns(p.min_pts_90k)).max(0) as u64,
-                )
-            }
-            None => (0, 0),
-        };
-        let rec = SegmentRecord {
-            hearing_id: hearing_id.clone(),
-            device_id: device_id.to_string(),
-            track: track.clone(),
-            seq: *seq,
-            file: rel.clone(),
-            bytes: sealed.bytes,
-            sha256: sealed.sha256,
-            media_start_ns: start,
-            media_duration_ns: dur,
-            wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(
-                wall_at_base.unwrap_or(0) + start,
-            )),
-            partial: true,
-        };
-        log.append(Record::Segment(rec))?;
-    }
-    Ok(orphans.len())
 }

@@ -6,11 +6,12 @@
 //! dropped frame is counted and raised as an alarm rather than lost silently.
 
 use super::interleave::Interleaver;
+pub use super::router::Router;
 use super::segment::{FinishedSegment, SegmentSettings, SegmentWriter};
 use crate::archive::HearingDir;
 use crate::archive::log::HearingLog;
 use crate::archive::records::{Record, SegmentRecord, format_wall};
-use crate::capture::{Frame, FrameSink, TrackSpec};
+use crate::capture::{Frame, TrackSpec};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -64,6 +65,52 @@ pub trait WriterReport: Send + Sync {
 struct TrackTx {
     tx: SyncSender<Msg>,
     dropped: AtomicU64,
+    /// Where the run is cut (`i64::MAX` until [`Session::cut`]): the writer holds back
+    /// frames at or after it even if they reached its queue before the stop message (a
+    /// writer behind its queue, or a stop sent after a slow event append, must not let
+    /// frames past the cut into the recording); the stop discards them, a lifted cut
+    /// ([`Session::uncut`]) writes them after all.
+    cut_at: Arc<AtomicI64>,
+    progress: Arc<Progress>,
+}
+
+/// How far a writer has got, for the service watchdog: a writer with frames waiting
+/// that has taken none for a while is wedged (a hung disk, a deadlock), and only a
+/// restart of the process (the hearing resumes with a recovery event) gets the
+/// recording going again.
+struct Progress {
+    sent: AtomicU64,
+    taken: AtomicU64,
+    /// When the writer last took a frame (or started), in ms since `EPOCH`.
+    taken_at_ms: AtomicU64,
+}
+
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn now_ms() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            sent: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            taken_at_ms: AtomicU64::new(now_ms()),
+        }
+    }
+
+    fn took(&self) {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        self.taken_at_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Frames wait and none was taken for longer than `after`.
+    fn stuck(&self, after: Duration) -> bool {
+        self.sent.load(Ordering::Relaxed) > self.taken.load(Ordering::Relaxed)
+            && now_ms().saturating_sub(self.taken_at_ms.load(Ordering::Relaxed))
+                > after.as_millis() as u64
+    }
 }
 
 /// One recording run of a hearing (from open or resume to recess or close).
@@ -101,9 +148,13 @@ impl Session {
         let mut names = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
+            let cut_at = Arc::new(AtomicI64::new(i64::MAX));
+            let progress = Arc::new(Progress::new());
             tracks.push(TrackTx {
                 tx,
                 dropped: AtomicU64::new(0),
+                cut_at: cut_at.clone(),
+                progress: progress.clone(),
             });
             names.push(spec.info.name.clone());
             let w = SegmentWriter::new(
@@ -122,6 +173,8 @@ impl Session {
                 timebase,
                 log: log.clone(),
                 report: report.clone(),
+                cut_at,
+                progress,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("rec-{}", spec.info.name))
@@ -168,7 +221,7 @@ impl Session {
         f
     }
 
-    fn route(&self, track: usize, f: Frame) {
+    pub(super) fn route(&self, track: usize, f: Frame) {
         let f = self.rebase(f);
         let start = self.start_media_ns.load(Ordering::Acquire);
         if start == i64::MAX {
@@ -199,8 +252,46 @@ impl Session {
         };
         // Full means the writer cannot keep up: count it (an alarm). Disconnected means
         // the writer already finished at a stop: those frames are past the cut.
-        if let Err(mpsc::TrySendError::Full(_)) = t.tx.try_send(Msg::Frame(f)) {
-            t.dropped.fetch_add(1, Ordering::Relaxed);
+        match t.tx.try_send(Msg::Frame(f)) {
+            Ok(()) => {
+                t.progress.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::TrySendError::Full(_)) => {
+                t.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(name) = self.names.get(track) {
+                    crate::metrics::recording()
+                        .frames_dropped
+                        .get_or_create(&crate::metrics::track(name))
+                        .inc();
+                }
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// The tracks whose writer has had frames waiting and taken none for `after`.
+    pub fn stuck_writers(&self, after: Duration) -> Vec<String> {
+        self.tracks
+            .iter()
+            .zip(&self.names)
+            .filter(|(t, _)| t.progress.stuck(after))
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// Cuts every track at `at_media_ns` at once: from now on no frame at or after it is
+    /// written, whatever is still queued (they are held). [`Self::stop`] then seals the
+    /// tracks; [`Self::uncut`] lets them go on (the event that was to stop them failed).
+    pub fn cut(&self, at_media_ns: i64) {
+        for t in &self.tracks {
+            t.cut_at.fetch_min(at_media_ns, Ordering::AcqRel);
+        }
+    }
+
+    /// Lifts a [`Self::cut`]: the held frames are written, nothing is lost.
+    pub fn uncut(&self) {
+        for t in &self.tracks {
+            t.cut_at.store(i64::MAX, Ordering::Release);
         }
     }
 
@@ -209,6 +300,7 @@ impl Session {
     /// the cut are still in the encoders), so the caller removes it from the router only
     /// after this returns. Returns where each track ended.
     pub fn stop(&self, at_media_ns: i64, report: &dyn WriterReport) -> Vec<TrackEnd> {
+        self.cut(at_media_ns);
         for (t, name) in self.tracks.iter().zip(&self.names) {
             // Blocking send: the stop must reach the writer even if its queue is full.
             // It fails only if the writer already ended, which is what we want anyway.
@@ -247,11 +339,18 @@ struct TrackCtx {
     timebase: Timebase,
     log: Arc<Mutex<HearingLog>>,
     report: Arc<dyn WriterReport>,
+    /// See [`TrackTx::cut_at`].
+    cut_at: Arc<AtomicI64>,
+    progress: Arc<Progress>,
 }
 
 impl TrackCtx {
     /// Records a finished (durable) segment in the manifest, then the index.
     fn record(&self, s: FinishedSegment) -> crate::error::Result<()> {
+        let m = crate::metrics::recording();
+        let label = crate::metrics::track(&self.track);
+        m.segments_written.get_or_create(&label).inc();
+        m.bytes_written.get_or_create(&label).inc_by(s.bytes);
         let rec = SegmentRecord {
             hearing_id: self.hearing_id.clone(),
             device_id: self.device_id.clone(),
@@ -280,76 +379,124 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How far (media time) the interleaver may hold one stream's frames waiting for another.
 const INTERLEAVE_SPAN_NS: i64 = 1_000_000_000;
 
-/// The writer side of a track: records what it seals, and handles write errors
-/// (alarm, retry after `RETRY_AFTER`).
+/// The writer side of a track: records what it seals, and handles failures. A failed
+/// segment *write* (the disk) stops writing for `RETRY_AFTER`; a failed manifest
+/// *append* does not stop the media: the sealed segments wait, in order, and are
+/// listed as soon as an append succeeds (or adopted at the next start). Either raises
+/// the track's alarm until it clears.
 struct TrackOut {
     w: SegmentWriter,
-    failed_at: Option<Instant>,
+    /// When the last segment write failed, for the back-off.
+    write_failed_at: Option<Instant>,
+    /// Sealed, durable segments whose manifest line could not be written yet (the
+    /// append failed and was undone): retried in order before any later one, so the
+    /// track's lines stay in sequence and no recorded second is left out.
+    unrecorded: std::collections::VecDeque<FinishedSegment>,
+    /// When listing a segment last failed: retried after `RETRY_AFTER`, not at every
+    /// frame (a failing disk would flood the log).
+    record_failed_at: Option<Instant>,
+    /// The track's alarm is up.
+    alarmed: bool,
 }
 
 impl TrackOut {
-    fn handle(&mut self, ctx: &TrackCtx, res: crate::error::Result<Option<FinishedSegment>>) {
-        let res = res.and_then(|s| match s {
-            Some(s) => ctx.record(s),
-            None => Ok(()),
-        });
-        match res {
-            Ok(()) => {
-                if self.failed_at.take().is_some() {
-                    ctx.report.track_ok(&ctx.track);
-                }
+    /// Records `segs` after the segments still waiting, in order.
+    fn record(
+        &mut self,
+        ctx: &TrackCtx,
+        segs: impl IntoIterator<Item = FinishedSegment>,
+    ) -> crate::error::Result<()> {
+        self.unrecorded.extend(segs);
+        if self
+            .record_failed_at
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER / 2)
+        {
+            return Ok(());
+        }
+        while let Some(s) = self.unrecorded.front() {
+            if let Err(e) = ctx.record(s.clone()) {
+                self.record_failed_at = Some(Instant::now());
+                return Err(e);
             }
-            Err(e) => {
+            self.unrecorded.pop_front();
+        }
+        self.record_failed_at = None;
+        Ok(())
+    }
+
+    /// Raises or clears the track's alarm from what just happened.
+    fn report(&mut self, ctx: &TrackCtx, err: Option<crate::error::Error>) {
+        match err {
+            Some(e) => {
                 tracing::error!(track = %ctx.track, "recording failed: {e}");
                 ctx.report.track_failed(&ctx.track, &e);
-                self.failed_at = Some(Instant::now());
+                self.alarmed = true;
             }
+            None if self.alarmed
+                && self.unrecorded.is_empty()
+                && self.write_failed_at.is_none() =>
+            {
+                ctx.report.track_ok(&ctx.track);
+                self.alarmed = false;
+            }
+            None => {}
         }
     }
 
+    /// Seals the open segment at the end of a run and records everything waiting.
+    fn finish(&mut self, ctx: &TrackCtx) {
+        self.record_failed_at = None;
+        let res = self.w.finish(None);
+        let err = match res {
+            Ok(s) => self.record(ctx, s).err(),
+            Err(e) => Some(e),
+        };
+        self.report(ctx, err);
+    }
+
     fn write(&mut self, ctx: &TrackCtx, f: Frame) {
-        if let Some(t) = self.failed_at
-            && t.elapsed() < RETRY_AFTER
-        {
-            return;
+        if let Some(t) = self.write_failed_at {
+            if t.elapsed() < RETRY_AFTER {
+                return;
+            }
+            self.write_failed_at = None;
         }
         let res = self.w.push(&f);
-        // Segments sealed by this push are recorded whatever became of the push itself;
-        // only the push's own outcome clears or raises the track's failure.
-        let mut failed_now = false;
-        for s in self.w.take_done() {
-            if let Err(e) = ctx.record(s) {
-                self.handle(ctx, Err(e));
-                failed_now = true;
-            }
-        }
-        match res {
-            Ok(()) if failed_now => {}
-            Ok(()) => self.handle(ctx, Ok(None)),
-            Err(e) => {
-                // Seal what reached the disk, then report the failure (alarm, retry).
-                match self
-                    .w
-                    .abandon()
-                    .and_then(|s| s.map_or(Ok(()), |s| ctx.record(s)))
-                {
-                    Ok(()) => {}
-                    // Left on disk unrecorded: the next start adopts it as partial.
-                    Err(e2) => {
-                        tracing::error!(track = %ctx.track, "sealing the interrupted segment: {e2}")
+        // Segments sealed by this push are recorded whatever became of the push itself.
+        let done = self.w.take_done();
+        let mut err = self.record(ctx, done).err();
+        if let Err(e) = res {
+            // Seal what reached the disk (recorded, or waiting to be), then back off.
+            match self.w.abandon() {
+                Ok(s) => {
+                    if let Err(e2) = self.record(ctx, s) {
+                        tracing::error!(track = %ctx.track, "listing the interrupted segment: {e2}");
                     }
                 }
-                self.handle(ctx, Err(e));
+                // Left on disk unlisted: the next start adopts it as partial.
+                Err(e2) => {
+                    tracing::error!(track = %ctx.track, "sealing the interrupted segment: {e2}")
+                }
             }
+            self.write_failed_at = Some(Instant::now());
+            err = Some(e);
         }
+        self.report(ctx, err);
     }
 }
 
 fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
     let mut stop: Option<(i64, Instant)> = None;
+    let mut held: Vec<Frame> = Vec::new();
     let mut passed = vec![false; ctx.streams];
     let mut il = Interleaver::new(ctx.streams, INTERLEAVE_SPAN_NS);
-    let mut out = TrackOut { w, failed_at: None };
+    let mut out = TrackOut {
+        w,
+        write_failed_at: None,
+        unrecorded: Default::default(),
+        record_failed_at: None,
+        alarmed: false,
+    };
     loop {
         let timeout = match stop {
             Some((_, deadline)) => deadline.saturating_duration_since(Instant::now()),
@@ -357,6 +504,7 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
         };
         match rx.recv_timeout(timeout) {
             Ok(Msg::Frame(f)) => {
+                ctx.progress.took();
                 if f.stream >= ctx.streams {
                     continue;
                 }
@@ -368,6 +516,22 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
                         break;
                     }
                     continue;
+                }
+                if stop.is_none() {
+                    let cut = ctx.cut_at.load(Ordering::Acquire);
+                    if f.pts_ns >= cut {
+                        // Past a cut whose stop has not come yet: held, not written.
+                        if held.len() < QUEUE_FRAMES {
+                            held.push(f);
+                        }
+                        continue;
+                    }
+                    if cut == i64::MAX && !held.is_empty() {
+                        // The cut was lifted: what was held goes in, in order.
+                        for h in held.drain(..) {
+                            il.push(h);
+                        }
+                    }
                 }
                 il.push(f);
                 while let Some(f) = il.pop_ready() {
@@ -388,130 +552,10 @@ fn run_track(ctx: TrackCtx, w: SegmentWriter, rx: Receiver<Msg>) -> TrackEnd {
     while let Some(f) = il.pop_any() {
         out.write(&ctx, f);
     }
-    let res = out.w.finish(None);
-    out.handle(&ctx, res);
+    out.finish(&ctx);
     TrackEnd {
         track: ctx.track.clone(),
         next_seq: out.w.next_seq(),
-    }
-}
-
-/// How much media per track the router keeps while no session runs (see [`Router`]).
-const RECENT_NS: i64 = 1_000_000_000;
-
-/// The frame sink capture pushes to: forwards to the open session, if any.
-///
-/// Frames can reach the router a little before the clock reads their timestamps, so a
-/// session cannot simply start with "frames from now on": a keyframe stamped just after
-/// the start may already have gone by (and the encoder, having just made one, will not
-/// force another, so the track would start a whole keyframe interval late). While no
-/// session runs, the router therefore keeps the last second of each track;
-/// [`Router::install`] hands it to the new session, whose [`Session::begin`] keeps
-/// what is at or after the start.
-pub struct Router {
-    state: Mutex<RouterState>,
-    /// Frames seen per track since start, recording or not.
-    seen: Vec<AtomicU64>,
-    /// When each track last delivered a frame, in ms since `epoch` (0: never).
-    last_frame_ms: Vec<AtomicU64>,
-    epoch: Instant,
-}
-
-struct RouterState {
-    session: Option<Arc<Session>>,
-    recent: Vec<std::collections::VecDeque<Frame>>,
-}
-
-impl Router {
-    pub fn new(tracks: usize) -> Router {
-        Router {
-            state: Mutex::new(RouterState {
-                session: None,
-                recent: (0..tracks)
-                    .map(|_| std::collections::VecDeque::new())
-                    .collect(),
-            }),
-            seen: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
-            last_frame_ms: (0..tracks).map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
-        }
-    }
-
-    /// How long each track has delivered no frame (None: not one yet). A recorded
-    /// track can stall while its sources are fine (a compositor or an encoder that
-    /// stops): the source alarms would not see it, so the monitor watches this.
-    pub fn silences(&self) -> Vec<Option<Duration>> {
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_frame_ms
-            .iter()
-            .map(|t| match t.load(Ordering::Relaxed) {
-                0 => None,
-                at => Some(Duration::from_millis(now_ms.saturating_sub(at))),
-            })
-            .collect()
-    }
-
-    /// Makes `s` receive every frame from now on, and returns the frames of the last
-    /// second (per track, oldest first) for its [`Session::begin`].
-    pub fn install(&self, s: Arc<Session>) -> Vec<(usize, Frame)> {
-        let Ok(mut st) = self.state.lock() else {
-            return Vec::new();
-        };
-        st.session = Some(s);
-        let mut out = Vec::new();
-        for (track, q) in st.recent.iter_mut().enumerate() {
-            out.extend(q.drain(..).map(|f| (track, f)));
-        }
-        out
-    }
-
-    /// Stops forwarding frames (after a session has stopped).
-    pub fn clear(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.session = None;
-        }
-    }
-
-    /// Waits until every track has delivered a frame (so its encoder runs and will
-    /// honour a keyframe request), or the timeout passes. Returns the silent tracks.
-    pub fn wait_all_flowing(&self, timeout: Duration) -> Vec<usize> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let silent: Vec<usize> = (0..self.seen.len())
-                .filter(|&i| self.seen[i].load(Ordering::Relaxed) == 0)
-                .collect();
-            if silent.is_empty() || Instant::now() >= deadline {
-                return silent;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl FrameSink for Router {
-    fn push(&self, track: usize, frame: Frame) {
-        if let Some(c) = self.seen.get(track) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(t) = self.last_frame_ms.get(track) {
-            // Never 0, which means "no frame yet".
-            t.store(
-                self.epoch.elapsed().as_millis() as u64 + 1,
-                Ordering::Relaxed,
-            );
-        }
-        let Ok(mut st) = self.state.lock() else {
-            return;
-        };
-        if let Some(s) = st.session.as_ref() {
-            s.route(track, frame);
-        } else if let Some(q) = st.recent.get_mut(track) {
-            let newest = frame.pts_ns;
-            q.push_back(frame);
-            while q.front().is_some_and(|f| f.pts_ns < newest - RECENT_NS) {
-                q.pop_front();
-            }
-        }
     }
 }
 
@@ -522,7 +566,9 @@ mod tests {
     use crate::archive::records::{
         EventKind, EventRecord, HearingMeta, TrackInfo, TrackKind, Visibility,
     };
-    use crate::recording::tsmux::StreamType;
+    use crate::capture::FrameSink;
+    use crate::media::StreamType;
+    use crate::recording::router::tests::key;
 
     struct NoReport;
     impl WriterReport for NoReport {
@@ -532,31 +578,21 @@ mod tests {
     }
 
     #[test]
-    fn router_knows_how_long_each_track_has_been_silent() {
-        let r = Router::new(2);
-        assert_eq!(r.silences(), vec![None, None], "no frame yet");
-        r.push(1, key(0));
+    fn a_writer_is_stuck_only_with_frames_waiting_and_none_taken() {
+        let p = Progress::new();
         std::thread::sleep(Duration::from_millis(30));
-        let s = r.silences();
-        assert_eq!(s[0], None);
+        assert!(!p.stuck(Duration::from_millis(10)), "nothing waits: idle");
+        p.sent.fetch_add(2, Ordering::Relaxed);
         assert!(
-            s[1].is_some_and(|d| d >= Duration::from_millis(25)),
-            "{s:?}"
+            p.stuck(Duration::from_millis(10)),
+            "frames wait, none taken"
         );
-        r.push(1, key(40));
-        assert!(r.silences()[1].is_some_and(|d| d < Duration::from_millis(25)));
-    }
-
-    fn key(pts_ms: i64) -> Frame {
-        Frame {
-            stream: 0,
-            pts_ns: pts_ms * 1_000_000,
-            dts_ns: None,
-            duration_ns: 66_666_667,
-            keyframe: true,
-            discont: false,
-            data: Box::new(vec![0u8; 100]),
-        }
+        assert!(!p.stuck(Duration::from_secs(5)), "not for long yet");
+        p.took();
+        assert!(!p.stuck(Duration::from_millis(10)), "just took one");
+        p.took();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!p.stuck(Duration::from_millis(10)), "caught up: idle again");
     }
 
     /// A one-track session (cam1) writing into a temporary hearing folder.
@@ -571,30 +607,28 @@ mod tests {
             role: "judge".into(),
             label: String::new(),
         };
-        let created = Record::Event(EventRecord {
-            hearing_id: "h1".into(),
-            device_id: "d".into(),
-            kind: EventKind::Created,
-            wall_time: "2026-01-01T00:00:00.000Z".into(),
-            media_time_ns: None,
-            actor: None,
-            reason: None,
-            text: None,
-            source: None,
-            gap_from_ns: None,
-            gap_to_ns: None,
-            tracks: None,
-            meta: Some(HearingMeta {
-                case_number: "1".into(),
-                title: "t".into(),
-                courtroom: "c".into(),
-                visibility: Visibility::Public,
-                scheduled_start: None,
-                tracks: vec![info.clone()],
-            }),
+        let mut created = EventRecord::new(
+            "h1",
+            "d",
+            EventKind::Created,
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        created.meta = Some(HearingMeta {
+            case_number: "1".into(),
+            title: "t".into(),
+            courtroom: "c".into(),
+            visibility: Visibility::Public,
+            scheduled_start: None,
+            tracks: vec![info.clone()],
         });
         let log = Arc::new(Mutex::new(
-            HearingLog::create(dir.clone(), index.clone(), created, None).unwrap(),
+            HearingLog::create(
+                dir.clone(),
+                Some(Arc::new(index.clone())),
+                Record::Event(created),
+                None,
+            )
+            .unwrap(),
         ));
         let spec = TrackSpec {
             info,

@@ -44,6 +44,9 @@ struct OpenSegment {
     media_start_ns: i64,
     /// End of the last frame written on stream 0 (pts + duration).
     media_end_ns: i64,
+    /// The timestamp epoch of the segment's first frame, kept to its end (see
+    /// `archive::ts::EPOCH_NS`).
+    epoch: i64,
     last_sync_media_ns: i64,
 }
 
@@ -212,6 +215,7 @@ impl SegmentWriter {
             media_start_ns,
             media_end_ns: media_start_ns,
             last_sync_media_ns: media_start_ns,
+            epoch: archive::ts::epoch_of(media_start_ns),
         });
         self.buf.clear();
         self.mux.write_tables(&mut self.buf);
@@ -222,7 +226,9 @@ impl SegmentWriter {
         if let Some(cur) = self.cur.as_mut()
             && f.stream == 0
         {
-            cur.media_end_ns = cur.media_end_ns.max(f.pts_ns + f.duration_ns as i64);
+            cur.media_end_ns = cur
+                .media_end_ns
+                .max(f.pts_ns.saturating_add(f.duration_ns as i64));
         }
         let data = (*f.data).as_ref();
         if self.streams.get(f.stream) == Some(&StreamType::AacAdts) {
@@ -254,7 +260,11 @@ impl SegmentWriter {
         keyframe: bool,
         data: &[u8],
     ) -> Result<()> {
-        let to_90k = |ns: i64| ns * super::tsmux::CLOCK_HZ / 1_000_000_000;
+        let epoch = self
+            .cur
+            .as_ref()
+            .map_or_else(|| archive::ts::epoch_of(pts_ns), |c| c.epoch);
+        let to_90k = |ns: i64| archive::ts::pts_90k(ns, epoch);
         self.mux.write_frame(
             &mut self.buf,
             stream,
@@ -276,8 +286,7 @@ impl SegmentWriter {
         self.buf.clear();
         // Bound what a power cut can take: fsync every fsync_interval of media.
         if pts_ns - cur.last_sync_media_ns >= self.settings.fsync_interval_ns {
-            cur.file
-                .sync_data()
+            crate::metrics::time_fsync(|| cur.file.sync_data())
                 .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
             cur.last_sync_media_ns = pts_ns;
             // Half the reserve gone while writing: stop here rather than at ENOSPC,
@@ -299,8 +308,7 @@ impl SegmentWriter {
             return Ok(None);
         };
         // Durable before anyone is told about it (manifest, index).
-        cur.file
-            .sync_all()
+        crate::metrics::time_fsync(|| cur.file.sync_all())
             .map_err(|e| Error::io(format!("syncing segment {}", cur.path.display()), e))?;
         let end = end_ns.unwrap_or(cur.media_end_ns).max(cur.media_start_ns);
         Ok(Some(FinishedSegment {

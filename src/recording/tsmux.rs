@@ -12,32 +12,25 @@ pub const CLOCK_HZ: i64 = 90_000;
 const PACKET: usize = 188;
 const PMT_PID: u16 = 0x1000;
 const FIRST_ES_PID: u16 = 0x100;
-/// Timestamps are written as media time plus this offset, so that a PCR a little
-/// before the first PTS is still positive.
-pub const PTS_OFFSET_90K: i64 = CLOCK_HZ;
+pub use crate::archive::ts::PTS_OFFSET_90K;
 /// How far the PCR runs ahead of (below) the DTS: the decoder's buffering time.
 const PCR_DELAY_90K: i64 = CLOCK_HZ / 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamType {
-    /// H.264 byte stream (Annex B), one access unit per frame.
-    H264,
-    /// AAC in ADTS frames.
-    AacAdts,
+pub use crate::media::StreamType;
+
+/// MPEG-TS stream_type of a kind (ISO/IEC 13818-1 table 2-34).
+fn ts_type(k: StreamType) -> u8 {
+    match k {
+        StreamType::H264 => 0x1b,
+        StreamType::AacAdts => 0x0f,
+    }
 }
 
-impl StreamType {
-    fn ts_type(self) -> u8 {
-        match self {
-            StreamType::H264 => 0x1b,
-            StreamType::AacAdts => 0x0f,
-        }
-    }
-    fn stream_id(self) -> u8 {
-        match self {
-            StreamType::H264 => 0xe0,
-            StreamType::AacAdts => 0xc0,
-        }
+/// PES stream_id of a kind.
+fn stream_id(k: StreamType) -> u8 {
+    match k {
+        StreamType::H264 => 0xe0,
+        StreamType::AacAdts => 0xc0,
     }
 }
 
@@ -110,7 +103,7 @@ impl TsMuxer {
         ];
         for s in &self.streams {
             pmt.extend_from_slice(&[
-                s.kind.ts_type(),
+                ts_type(s.kind),
                 0xe0 | (s.pid >> 8) as u8,
                 (s.pid & 0xff) as u8,
                 0xf0,
@@ -125,7 +118,8 @@ impl TsMuxer {
     }
 
     /// Writes one frame (access unit) of stream `idx` as a PES packet.
-    /// `pts_90k`/`dts_90k` are on the media timeline (offset added here).
+    /// `pts_90k`/`dts_90k` are what the segment carries: media time within the
+    /// segment's epoch, offset added (`archive::ts::pts_90k`).
     pub fn write_frame(
         &mut self,
         out: &mut Vec<u8>,
@@ -138,12 +132,12 @@ impl TsMuxer {
         let Some(stream) = self.streams.get_mut(idx) else {
             return;
         };
-        let pts = (pts_90k + PTS_OFFSET_90K).max(0);
-        let dts = dts_90k
-            .map(|d| (d + PTS_OFFSET_90K).max(0))
-            .filter(|&d| d != pts);
+        // Callers pass timestamps with the epoch applied and the offset added
+        // (`archive::ts::pts_90k`); a 33-bit field keeps its low bits.
+        let pts = pts_90k.max(0);
+        let dts = dts_90k.map(|d| d.max(0)).filter(|&d| d != pts);
         let mut pes = Vec::with_capacity(data.len() + 19);
-        pes.extend_from_slice(&[0, 0, 1, stream.kind.stream_id()]);
+        pes.extend_from_slice(&[0, 0, 1, stream_id(stream.kind)]);
         let header_len = if dts.is_some() { 10 } else { 5 };
         let pes_len = 3 + header_len + data.len();
         // Video PES may be longer than 65535 bytes: length 0 means "unbounded".
@@ -297,11 +291,12 @@ mod tests {
             .enumerate()
         {
             let data = vec![0xab; *len];
-            m.write_frame(&mut out, 0, i as i64 * 6000, None, i == 0, &data);
+            let t = PTS_OFFSET_90K + i as i64 * 6000;
+            m.write_frame(&mut out, 0, t, None, i == 0, &data);
             m.write_frame(
                 &mut out,
                 1,
-                i as i64 * 6000 + 10,
+                t + 10,
                 None,
                 false,
                 &data[..len.min(&500).to_owned()],

@@ -1,5 +1,6 @@
 // What every browser test shares: Debian's Chromium started headless with the flags
-// this closed network needs, a 1366x768 page whose script errors fail the test, and
+// this closed network needs, a 1366x768 page whose script errors and CSP violations
+// fail the test, and
 // `check`, which prints each passed step and throws on the first failed one.
 import { chromium } from "playwright-core";
 
@@ -22,6 +23,14 @@ export async function openPage(timeoutMs, pageOptions = {}) {
   page.on("pageerror", (e) => {
     console.error("page error: " + e.message);
     process.exitCode = 1;
+  });
+  // The pages run under a strict Content-Security-Policy: anything it blocks (an
+  // inline style or script, a resource from elsewhere) fails the test.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) {
+      console.error("CSP violation: " + m.text());
+      process.exitCode = 1;
+    }
   });
   page.setDefaultTimeout(timeoutMs);
   return { browser, page };

@@ -2,6 +2,9 @@
 //! data folder, talks to it over HTTP, and checks recordings with ffprobe/ffmpeg.
 #![allow(dead_code)]
 
+pub mod evidence;
+pub mod garage;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,11 +48,41 @@ pub struct Daemon {
     pub port: u16,
     pub config: Option<PathBuf>,
     pub log: PathBuf,
+    /// Extra environment for the daemon (test hooks), kept across restarts.
+    pub env: Vec<(String, String)>,
+    /// The command: `serve` (a courtroom box) or `archive serve` (the archive server).
+    pub command: Vec<&'static str>,
     client: reqwest::blocking::Client,
 }
 
 impl Daemon {
     pub fn start(data: &Path, config: Option<&Path>, log_name: &str) -> Daemon {
+        Self::start_env(data, config, log_name, &[])
+    }
+
+    /// [`Self::start`] with extra environment variables (test hooks such as
+    /// `COURTREC_TEST_MEDIA_OFFSET_S` or `COURTREC_FAULTS`).
+    pub fn start_env(
+        data: &Path,
+        config: Option<&Path>,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        Self::start_env_cmd(data, config, log_name, env, vec!["serve"])
+    }
+
+    /// The court's archive server (`courtrec archive serve`) with `config`.
+    pub fn start_archive(data: &Path, config: &Path, log_name: &str) -> Daemon {
+        Self::start_env_cmd(data, Some(config), log_name, &[], vec!["archive", "serve"])
+    }
+
+    fn start_env_cmd(
+        data: &Path,
+        config: Option<&Path>,
+        log_name: &str,
+        env: &[(&str, &str)],
+        command: Vec<&'static str>,
+    ) -> Daemon {
         let port = free_port();
         let log = artifacts("logs").join(format!("{log_name}.log"));
         let _ = std::fs::remove_file(&log);
@@ -60,6 +93,11 @@ impl Daemon {
             port,
             config: config.map(Path::to_path_buf),
             log,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            command,
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -76,7 +114,7 @@ impl Daemon {
             .open(&self.log)
             .unwrap();
         let mut cmd = Command::new(bin());
-        cmd.arg("serve")
+        cmd.args(&self.command)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--data-dir")
@@ -84,6 +122,10 @@ impl Daemon {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
+        // This machine keeps no time server: the clock check is told the clock is
+        // synchronised unless a test says otherwise (tests/service.rs).
+        cmd.env("COURTREC_TEST_CLOCK_SYNC", "synchronised");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdout(Stdio::from(logf.try_clone().unwrap()))
             .stderr(Stdio::from(logf))
             .stdin(Stdio::null());
@@ -107,6 +149,28 @@ impl Daemon {
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The API helpers for a daemon started elsewhere (the installed package's).
+    pub fn attach(base: &str, data: &Path) -> Daemon {
+        Daemon {
+            child: None,
+            base: base.to_string(),
+            data: data.to_path_buf(),
+            port: base
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0),
+            config: None,
+            log: PathBuf::new(),
+            env: Vec::new(),
+            command: vec!["serve"],
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
         }
     }
 
@@ -204,6 +268,27 @@ impl Daemon {
         )
     }
 
+    /// GET with extra headers, returning the status and the raw bytes.
+    pub fn fetch(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<u8>) {
+        let mut req = self.client.get(format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().expect("request");
+        (
+            r.status().as_u16(),
+            r.bytes().map(|b| b.to_vec()).unwrap_or_default(),
+        )
+    }
+
     /// GET returning the raw bytes (downloads).
     pub fn download(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
         let r = self
@@ -214,6 +299,45 @@ impl Daemon {
             .expect("request");
         let st = r.status().as_u16();
         (st, r.bytes().map(|b| b.to_vec()).unwrap_or_default())
+    }
+
+    /// Queues an export (`POST .../exports`, answered 202 with its state) and waits
+    /// until it is made; returns its final state (`"state": "done"`, `summary`, the
+    /// `download` URL). Panics if it fails or takes over two minutes.
+    pub fn export(&self, hearing: &str, token: &str, body: Value) -> Value {
+        let (st, job) = self.call(
+            "POST",
+            &format!("/api/v1/hearings/{hearing}/exports"),
+            Some(token),
+            Some(body),
+        );
+        assert_eq!(st, 202, "an export is queued: {job}");
+        assert!(
+            job["state"] == "queued" || job["state"] == "running" || job["state"] == "done",
+            "{job}"
+        );
+        let url = job["download"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self
+                .client
+                .get(format!("{}{url}", self.base))
+                .bearer_auth(token)
+                .header("accept", "application/json")
+                .send()
+                .expect("request");
+            assert_eq!(r.status().as_u16(), 200, "export status");
+            let v: Value = serde_json::from_str(&r.text().unwrap_or_default()).unwrap();
+            match v["state"].as_str() {
+                Some("done") => return v,
+                Some("failed") => panic!("the export failed: {v}"),
+                _ => {}
+            }
+            let p = v["progress"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p), "progress is 0-1: {v}");
+            assert!(Instant::now() < deadline, "the export takes too long: {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn ok(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
@@ -306,6 +430,41 @@ pub fn assert_decodes(path: &Path) {
             keep.display()
         );
     }
+}
+
+/// Seconds of media the least-recorded track of a hearing has in sealed segments, read
+/// from its manifest as it grows (lines not yet whole are skipped).
+pub fn recorded_s(data: &Path, id: &str) -> f64 {
+    let text = std::fs::read_to_string(data.join("hearings").join(id).join("manifest.jsonl"))
+        .unwrap_or_default();
+    let recs: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["record"].clone())
+        .collect();
+    let Some(tracks) = recs.first().and_then(|r| r["meta"]["tracks"].as_array()) else {
+        return 0.0;
+    };
+    tracks
+        .iter()
+        .map(|t| {
+            recs.iter()
+                .filter(|r| r["type"] == "segment" && r["track"] == t["name"])
+                .filter_map(|r| r["media_duration_ns"].as_u64())
+                .sum::<u64>() as f64
+                / 1e9
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Waits until every track of the hearing has `secs` of sealed media: recording for
+/// real rather than sleeping for a guessed time.
+pub fn wait_recorded(data: &Path, id: &str, secs: f64) {
+    assert!(
+        wait_for(Duration::from_secs(60), || recorded_s(data, id) >= secs),
+        "hearing {id}: only {:.1} s recorded on some track after 60 s (wanted {secs} s)",
+        recorded_s(data, id)
+    );
 }
 
 /// The records of a hearing's manifest.
@@ -466,14 +625,20 @@ pub fn verify(path: &Path, extra: &[&str]) -> (i32, String) {
 
 /// Copies a folder tree (a hearing or a bundle) to a fresh place.
 pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
+    try_copy_dir(from, to).unwrap()
+}
+
+/// [`copy_dir`] that reports a failure (the folder went away meanwhile).
+pub fn try_copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
         let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
+        if e.file_type()?.is_dir() {
+            try_copy_dir(&e.path(), &dst)?;
         } else {
-            std::fs::copy(e.path(), &dst).unwrap();
+            std::fs::copy(e.path(), &dst)?;
         }
     }
+    Ok(())
 }

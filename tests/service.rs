@@ -1,0 +1,375 @@
+//! The daemon under systemd (which is not PID 1 here): the notify protocol spoken to a
+//! socket the test opens (`NOTIFY_SOCKET`), as systemd would see it with `Type=notify`
+//! and `WatchdogSec=`: READY once the API listens, a status line a person can read,
+//! watchdog pings, and no pings once the capture pipeline stalls (a test hook), so
+//! systemd would restart it. The unit file itself is checked by `systemd-analyze`.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+/// Every message received until `until` says stop or `secs` pass.
+fn collect(sock: &UnixDatagram, secs: f64, mut until: impl FnMut(&str) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            let stop = until(&m);
+            out.push(m);
+            if stop {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tells_systemd_it_is_ready_how_it_is_and_stops_pinging_when_capture_stalls() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let notify = path.to_str().unwrap().to_string();
+    // A 2 s watchdog: pinged every second while the box works.
+    let env = [
+        ("NOTIFY_SOCKET", notify.as_str()),
+        ("WATCHDOG_USEC", "2000000"),
+    ];
+    let mut d = Daemon::start_env(&tmp.path().join("data"), None, "service", &env);
+    let first = collect(&sock, 20.0, |m| m.contains("READY=1"));
+    let ready = first.iter().find(|m| m.contains("READY=1"));
+    assert!(ready.is_some(), "no READY=1: {first:?}");
+    assert!(
+        ready
+            .unwrap()
+            .contains("STATUS=idle, no hearing open, 9 tracks, disk "),
+        "{ready:?}"
+    );
+    let msgs = collect(&sock, 4.0, |_| false);
+    let pings = msgs.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "pings while idle: {msgs:?}");
+
+    let clerk = d.login("clerk", "demo");
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初123号", "title": "service", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    let msgs = collect(&sock, 10.0, |m| m.contains("STATUS=recording"));
+    let rec = msgs.iter().find(|m| m.contains("STATUS=recording"));
+    assert!(
+        rec.is_some_and(
+            |m| m.contains("STATUS=recording (2026)X0101民初123号, 9 tracks")
+                && m.contains("WATCHDOG=1")
+        ),
+        "{msgs:?}"
+    );
+    d.stop();
+    let msgs = collect(&sock, 2.0, |m| m.contains("STOPPING=1"));
+    assert!(
+        msgs.iter().any(|m| m.contains("STOPPING=1")),
+        "SIGTERM: {msgs:?}"
+    );
+
+    // The pipeline stalls a few seconds after start (no frame reaches the recorder
+    // from the 3000th on, see archive::fault): the watchdog must say so and stop
+    // pinging, whatever the hearing does meanwhile.
+    d.env
+        .push(("COURTREC_FAULTS".into(), "capture.stall@3000+".into()));
+    d.restart();
+    let msgs = collect(&sock, 60.0, |m| m.contains("NOT WORKING"));
+    let bad = msgs.iter().find(|m| m.contains("NOT WORKING"));
+    assert!(
+        bad.is_some_and(
+            |m| m.contains("no frames from the capture pipeline") && !m.contains("WATCHDOG=1")
+        ),
+        "{msgs:?}"
+    );
+    let after = collect(&sock, 5.0, |_| false);
+    assert!(
+        after.len() >= 3 && after.iter().all(|m| !m.contains("WATCHDOG=1")),
+        "pings after the stall: {after:?}"
+    );
+    d.stop();
+}
+
+#[test]
+fn the_unit_file_passes_systemd_analyze() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/courtrec.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    // verify wants the binary the unit names: point it at the one under test.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("courtrec.service");
+    std::fs::write(&copy, unit.replace("/usr/bin/courtrec", bin())).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("courtrec.service:"),
+        "systemd-analyze verify: {err}"
+    );
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=30"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = text
+        .lines()
+        .find_map(|l| l.split("exposure level for courtrec.service: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    assert!(
+        out.status.success() && level <= 3.0,
+        "exposure {level}: {text}"
+    );
+}
+
+#[test]
+fn config_check_says_valid_or_names_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("room.toml");
+    let base = "[courtroom]\nid = \"room-7\"\nname = \"Room 7\"\n\
+                [[camera]]\nid = \"judge\"\nkind = \"test\"\nrole = \"judge\"\n\
+                [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n";
+    std::fs::write(&good, format!("{base}{}", users_toml())).unwrap();
+    let out = courtrec(&["config", "check", good.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("valid") && said.contains("room-7"), "{said}");
+
+    // A camera URL that would splice an element into the pipeline, on line 16.
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{base}[[camera]]\nid = \"cam2\"\nkind = \"rtsp\"\nrole = \"witness\"\n\
+             url = \"rtsp://cam/x\\\" ! filesink location=/tmp/x \\\"\"\n"
+        ),
+    )
+    .unwrap();
+    let out = courtrec(&["config", "check", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:16:", bad.display())) && err.contains("field `url`"),
+        "{err}"
+    );
+    // Unknown keys and missing files are errors with their line too.
+    std::fs::write(
+        &bad,
+        format!("{base}[server]\nlisten = \"127.0.0.1:80\"\nlisen = 1\n"),
+    )
+    .unwrap();
+    let out = courtrec(&["config", "check", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(":14:") && err.contains("lisen"), "{err}");
+    let out = courtrec(&["config", "check", "/nonexistent/courtrec.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `GET /metrics` with `token`: status and body.
+fn scrape(d: &Daemon, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::blocking::Client::new().get(format!("{}/metrics", d.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// The value of the sample `name{labels}` (labels as Prometheus prints them).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_are_for_court_it_and_say_what_the_box_does() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("room.toml");
+    let token = "prometheus-0123456789abcdef";
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"room-7\"\nname = \"Room 7\"\n\
+             [[camera]]\nid = \"judge\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [metrics]\ntoken = \"{token}\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "metrics");
+    let clerk = d.login("clerk", "demo");
+    let admin = d.login("admin", "demo");
+    assert_eq!(scrape(&d, None).0, 401);
+    assert_eq!(scrape(&d, Some(&clerk)).0, 401, "a clerk is not court IT");
+    assert_eq!(scrape(&d, Some("prometheus-0123456789abcdeX")).0, 401);
+    let id = common::evidence::record(&d, &clerk, "(2026)X0101民初9号", 4.0);
+    let (code, text) = scrape(&d, Some(token));
+    assert_eq!(code, 200, "{text}");
+    let (code, by_admin) = scrape(&d, Some(&admin));
+    assert_eq!(code, 200, "{by_admin}");
+
+    // Parsed by Prometheus's own client library (not ours).
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as f\n\
+             print(len(list(f(sys.stdin.read()))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "not OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+    let segs: u64 = h["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "judge")
+        .map(|t| t["segments"].as_u64().unwrap())
+        .sum();
+    assert!(segs >= 2, "{h}");
+    for (series, want) in [
+        (
+            "courtrec_source_up{source=\"judge\",kind=\"camera\"}",
+            Some(1.0),
+        ),
+        (
+            "courtrec_source_up{source=\"m1\",kind=\"microphone\"}",
+            Some(1.0),
+        ),
+        ("courtrec_hearing_state{state=\"idle\"}", Some(1.0)),
+        ("courtrec_hearing_state{state=\"recording\"}", Some(0.0)),
+        (
+            "courtrec_segments_written_total{track=\"judge\"}",
+            Some(segs as f64),
+        ),
+        ("courtrec_hearings_damaged", Some(0.0)),
+        ("courtrec_livestream_viewers", Some(0.0)),
+        ("courtrec_disk_reserve_bytes", Some((256u64 << 20) as f64)),
+    ] {
+        assert_eq!(sample(&text, series), want, "{series} in:\n{text}");
+    }
+    for series in [
+        "courtrec_written_bytes_total{track=\"judge\"}",
+        "courtrec_track_frames_total{track=\"m1\"}",
+        "courtrec_fsync_seconds_count",
+        "courtrec_disk_free_bytes",
+    ] {
+        assert!(
+            sample(&text, series).is_some_and(|v| v > 0.0),
+            "{series} in:\n{text}"
+        );
+    }
+    assert!(
+        sample(&text, "courtrec_microphone_peak_dbfs{source=\"m1\"}").is_some(),
+        "{text}"
+    );
+    // While recording, the state says so.
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初10号", "title": "m", "visibility": "public"})),
+    );
+    let id2 = h["id"].as_str().unwrap().to_string();
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id2}/open"),
+        &clerk,
+        None,
+    );
+    let (_, text) = scrape(&d, Some(token));
+    assert_eq!(
+        sample(&text, "courtrec_hearing_state{state=\"recording\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id2}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+}
+
+#[test]
+fn an_unsynchronised_clock_is_an_alarm_before_and_a_fault_during_a_hearing() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start_env(
+        &tmp.path().join("data"),
+        None,
+        "clock",
+        &[("COURTREC_TEST_CLOCK_SYNC", "unsynchronised")],
+    );
+    let clerk = d.login("clerk", "demo");
+    assert!(
+        wait_for(Duration::from_secs(10), || alarm_keys(&d, &clerk)
+            .contains(&"clock_unsynchronised".to_string())),
+        "{:?}",
+        alarm_keys(&d, &clerk)
+    );
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(
+            json!({"case_number": "(2026)X0101民初11号", "title": "clock", "visibility": "public"}),
+        ),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    let faults = || {
+        let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+        events_of(&h, &["device_fault"])
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || faults()
+            .iter()
+            .any(|e| e.to_string().contains("not synchronised"))),
+        "{:?}",
+        faults()
+    );
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+}
