@@ -459,6 +459,48 @@ fn no_forgery_passes_and_clean_copies_still_verify() {
         "track mic2 is missing",
         "a whole track deleted from a bundle",
     );
+    // A whole hearing's bundle proves its lines by the list of every leaf hash: an
+    // edited line is still named, and the list cannot be edited to match it.
+    let t = fresh(&whole, &work, "whole-line-edited");
+    edit_bundle(&t, |l| {
+        let text = l["text"].as_str().unwrap();
+        let mut l = l.clone();
+        l["text"] = json!(text.replacen("Exhibit 3 shown", "Exhibit 9 shown", 1));
+        Some(l)
+    });
+    let text = expect(
+        &t,
+        &[],
+        MODIFIED,
+        "is not in the signed manifest",
+        "whole bundle: a line edited",
+    );
+    assert_eq!(
+        text.matches("is not in the signed manifest").count(),
+        1,
+        "only the edited line is named\n{text}"
+    );
+    let t = fresh(&whole, &work, "whole-leaves-edited");
+    let p = t.join("bundle.json");
+    let mut desc: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let leaves = desc["leaves"]
+        .as_str()
+        .expect("a whole bundle lists its leaves")
+        .to_string();
+    let head = if leaves.starts_with("AAAA") {
+        "BBBB"
+    } else {
+        "AAAA"
+    };
+    desc["leaves"] = json!(format!("{head}{}", &leaves[4..]));
+    std::fs::write(&p, serde_json::to_vec_pretty(&desc).unwrap()).unwrap();
+    expect(
+        &t,
+        &[],
+        MODIFIED,
+        "list of leaf hashes is not the signed manifest's",
+        "whole bundle: its leaf list edited",
+    );
     let t = fresh(&clip, &work, "bundle-decoy");
     std::fs::write(t.join("play/extra.m3u8"), "#EXTM3U\n").unwrap();
     expect(

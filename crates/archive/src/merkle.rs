@@ -227,6 +227,10 @@ impl Levels {
         self.levels[0].len()
     }
 
+    pub fn leaves(&self) -> &[Hash] {
+        &self.levels[0]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.levels[0].is_empty()
     }

@@ -122,6 +122,7 @@ pub fn export_issued(
         tracks: plan.tracks.clone(),
         tree_size,
         lines: d.lines,
+        leaves: d.leaves,
         consistency: d.consistency,
         device_log,
         issuer: Some(issuer),

@@ -104,21 +104,20 @@ pub(crate) fn verify(dir: &Path, trust: &Trust, opts: &Options, r: &mut Report) 
     checkpoints::check_chain(&cps, r);
     check_device_log(&desc, &keys, &final_root, r);
 
-    // Every line carried must be in the signed tree, at the place it claims.
+    // Every line carried must be in the signed tree, at the place it claims: its
+    // hash is the leaf there (when the bundle lists every leaf and they make the
+    // signed root), or its own inclusion proof holds.
+    let leaves = signed_leaves(&desc, &final_root, r);
     let mut entries: Vec<Entry> = Vec::new();
     let mut lines_ok = true;
     for l in &desc.lines {
         let leaf = merkle::leaf_hash(l.text.as_bytes());
+        let at = usize::try_from(l.n).unwrap_or(usize::MAX);
         let included = l.n < desc.tree_size
-            && decode_hashes(&l.proof).is_some_and(|p| {
-                merkle::verify_inclusion(
-                    l.n as usize,
-                    desc.tree_size as usize,
-                    &leaf,
-                    &p,
-                    &final_root,
-                )
-            });
+            && (leaves.as_ref().is_some_and(|ls| ls.get(at) == Some(&leaf))
+                || decode_hashes(&l.proof).is_some_and(|p| {
+                    merkle::verify_inclusion(at, desc.tree_size as usize, &leaf, &p, &final_root)
+                }));
         if !included {
             lines_ok = false;
             r.problem(
@@ -259,6 +258,34 @@ pub(crate) fn verify(dir: &Path, trust: &Trust, opts: &Options, r: &mut Report) 
         None,
     );
     timeline::check(&refs, clip, Some(&tracks), r);
+}
+
+/// The leaf hashes a whole hearing's bundle lists, if they are the signed tree's: as
+/// many as its lines, and their root is the final checkpoint's.
+fn signed_leaves(desc: &BundleDesc, final_root: &Hash, r: &mut Report) -> Option<Vec<Hash>> {
+    use base64::Engine;
+    let text = desc.leaves.as_ref()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok();
+    let leaves: Option<Vec<Hash>> = bytes
+        .filter(|b| b.len() as u64 == desc.tree_size.saturating_mul(32))
+        .map(|b| {
+            b.chunks_exact(32)
+                .filter_map(|c| c.try_into().ok())
+                .collect()
+        });
+    let proven = leaves.filter(|ls| {
+        let mut tree = merkle::Frontier::default();
+        ls.iter().for_each(|l| tree.push(*l));
+        tree.root() == *final_root
+    });
+    if proven.is_none() {
+        r.problem(
+            Problem::Modified,
+            Some("bundle.json"),
+            "its list of leaf hashes is not the signed manifest's (edited)",
+        );
+    }
+    proven
 }
 
 /// The labels people read in `bundle.json` must be what the signed records say.
