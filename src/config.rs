@@ -12,6 +12,7 @@ use toml::Spanned;
 pub mod archive;
 pub mod central;
 mod pipeline_text;
+mod validate;
 
 /// A configuration error that points at the file and line it comes from.
 #[derive(Debug, thiserror::Error)]
@@ -484,11 +485,11 @@ pub struct UserSeed {
 }
 
 /// Converts a byte offset in `text` to a 1-based line number.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-fn is_safe_id(s: &str) -> bool {
+pub(crate) fn is_safe_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.bytes()
@@ -507,305 +508,47 @@ impl Config {
         Config::parse(&file, &text, path.parent())
     }
 
-    /// Parses and validates config text; `base` resolves relative paths.
-    pub fn parse(file: &str, text: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
-            msg: e.message().to_string(),
+    /// Reads a config file and names every error in it (`courtrec config check`).
+    pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                msg: format!("cannot read config: {e}"),
+            }]
         })?;
-        let fail = |offset: usize, msg: String| ConfigError {
-            file: file.to_string(),
-            line: line_of(text, offset),
-            msg,
-        };
-        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty()) {
-            if cfg.server.data_dir.is_relative() {
-                cfg.server.data_dir = base.join(&cfg.server.data_dir);
-            }
-            if let Some(k) = cfg.device.key_path.as_mut()
-                && k.is_relative()
-            {
-                *k = base.join(&*k);
-            }
+        Config::parse_all(&file, &text, path.parent())
+    }
+
+    /// Parses and validates config text; `base` resolves relative paths. The first
+    /// error, in file order of the checks (see [`Config::parse_all`] for every one).
+    pub fn parse(file: &str, text: &str, base: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::parse_all(file, text, base).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Parses and validates config text, naming every error found (never an empty
+    /// list): court IT fixes a file in one pass instead of one error per restart. A
+    /// file that is not valid TOML, or has a field of the wrong type, stops at that
+    /// first error, since nothing after it can be read.
+    pub fn parse_all(
+        file: &str,
+        text: &str,
+        base: Option<&Path>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            vec![ConfigError {
+                file: file.to_string(),
+                line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+                msg: e.message().to_string(),
+            }]
+        })?;
+        let errors = validate::validate(&mut cfg, file, text, base);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
         }
-        if let Some(url) = &cfg.device.tsa_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(fail(
-                text.find("tsa_url").unwrap_or(0),
-                format!("field `device.tsa_url`: {url:?} is not an http:// or https:// URL"),
-            ));
-        }
-        if let Some(url) = &cfg.livestream.rtmp_url
-            && !(url.starts_with("rtmp://") || url.starts_with("rtmps://"))
-        {
-            return Err(fail(
-                text.find("rtmp_url").unwrap_or(0),
-                format!("field `livestream.rtmp_url`: {url:?} is not an rtmp:// URL"),
-            ));
-        }
-        if let Some(url) = &cfg.livestream.whip_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(fail(
-                text.find("whip_url").unwrap_or(0),
-                format!("field `livestream.whip_url`: {url:?} is not an http:// or https:// URL"),
-            ));
-        }
-        for p in [cfg.server.tls_cert.as_mut(), cfg.server.tls_key.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
-                && p.is_relative()
-            {
-                *p = base.join(&*p);
-            }
-        }
-        let tls = [
-            cfg.server.tls_listen.is_some(),
-            cfg.server.tls_cert.is_some(),
-            cfg.server.tls_key.is_some(),
-        ];
-        if tls.contains(&true) && tls.contains(&false) {
-            return Err(fail(
-                text.find("tls_").unwrap_or(0),
-                "fields `server.tls_listen`, `tls_cert` and `tls_key` go together: give all three"
-                    .into(),
-            ));
-        }
-        for (key, p) in [
-            ("tls_cert", &cfg.server.tls_cert),
-            ("tls_key", &cfg.server.tls_key),
-        ] {
-            if let Some(p) = p
-                && !p.is_file()
-            {
-                return Err(fail(
-                    text.find(key).unwrap_or(0),
-                    format!(
-                        "field `server.{key}`: {} is not a readable file",
-                        p.display()
-                    ),
-                ));
-            }
-        }
-        if cfg.server.header_timeout_s == 0
-            || cfg.server.idle_timeout_s == 0
-            || cfg.server.max_connections == 0
-        {
-            return Err(fail(
-                text.find("[server]").unwrap_or(0),
-                "fields `server.header_timeout_s`, `idle_timeout_s` and `max_connections` must be at least 1".into(),
-            ));
-        }
-        if !(1..=4).contains(&cfg.exports.workers) || cfg.exports.pending_per_caller == 0 {
-            return Err(fail(
-                text.find("[exports]").unwrap_or(0),
-                "fields `exports.workers` (1-4) and `exports.pending_per_caller` (at least 1)"
-                    .into(),
-            ));
-        }
-        if cfg.login.max_hashes == 0 || cfg.login.free_attempts == 0 {
-            return Err(fail(
-                text.find("[login]").unwrap_or(0),
-                "fields `login.max_hashes` and `login.free_attempts` must be at least 1".into(),
-            ));
-        }
-        if cfg.device.tsa_retry_s == 0 {
-            return Err(fail(
-                text.find("tsa_retry_s").unwrap_or(0),
-                "field `device.tsa_retry_s`: must be at least 1".into(),
-            ));
-        }
-        if let Some(a) = cfg.archive.as_mut() {
-            a.validate(base)
-                .map_err(|m| fail(text.find("[archive]").unwrap_or(0), m))?;
-        }
-        if !is_safe_id(&cfg.courtroom.id) {
-            return Err(fail(
-                text.find("[courtroom]").unwrap_or(0),
-                "field `courtroom.id`: use 1-32 letters, digits, '-' or '_'".into(),
-            ));
-        }
-        if ![1, 4, 5, 6].contains(&cfg.composite.layout) {
-            return Err(fail(
-                text.find("layout").unwrap_or(0),
-                format!(
-                    "field `composite.layout`: {} panes is not a layout (use 1, 4, 5 or 6)",
-                    cfg.composite.layout
-                ),
-            ));
-        }
-        if cfg.cameras.is_empty() {
-            return Err(fail(
-                0,
-                "no [[camera]] configured: a courtroom needs at least one".into(),
-            ));
-        }
-        if cfg.microphones.is_empty() {
-            return Err(fail(
-                0,
-                "no [[microphone]] configured: a courtroom needs at least one".into(),
-            ));
-        }
-        let mut ids = std::collections::HashSet::new();
-        ids.insert("composite".to_string());
-        for cam in cfg.cameras.iter_mut() {
-            let at = cam.span().start;
-            let c = cam.get_mut();
-            if !is_safe_id(&c.id) {
-                return Err(fail(
-                    at,
-                    format!(
-                        "camera field `id`: '{}' must be 1-32 letters, digits, '-' or '_'",
-                        c.id
-                    ),
-                ));
-            }
-            if !ids.insert(c.id.clone()) {
-                return Err(fail(
-                    at,
-                    format!(
-                        "camera field `id`: '{}' is used twice (or is reserved)",
-                        c.id
-                    ),
-                ));
-            }
-            if c.width == 0 || c.height == 0 || c.fps == 0 || c.width % 2 == 1 || c.height % 2 == 1
-            {
-                return Err(fail(
-                    at,
-                    format!(
-                        "camera '{}': width, height and fps must be positive, width and height even",
-                        c.id
-                    ),
-                ));
-            }
-            match c.kind {
-                CameraKind::Test => {}
-                CameraKind::Rtsp => {
-                    if !c
-                        .url
-                        .as_deref()
-                        .is_some_and(|u| u.starts_with("rtsp://") || u.starts_with("rtsps://"))
-                    {
-                        return Err(fail(
-                            at,
-                            format!(
-                                "camera '{}' (kind rtsp): field `url` is missing or not an rtsp:// URL",
-                                c.id
-                            ),
-                        ));
-                    }
-                }
-                CameraKind::V4l2 => match &c.device {
-                    None => {
-                        return Err(fail(
-                            at,
-                            format!("camera '{}' (kind v4l2): missing field `device`", c.id),
-                        ));
-                    }
-                    Some(d) if !d.get_ref().exists() => {
-                        return Err(fail(
-                            d.span().start,
-                            format!(
-                                "camera '{}' field `device`: {} does not exist",
-                                c.id,
-                                d.get_ref().display()
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
-                },
-                CameraKind::File => match &mut c.path {
-                    None => {
-                        return Err(fail(
-                            at,
-                            format!("camera '{}' (kind file): missing field `path`", c.id),
-                        ));
-                    }
-                    Some(p) => {
-                        let span = p.span();
-                        let mut resolved = p.get_ref().clone();
-                        if let Some(base) = base.filter(|b| !b.as_os_str().is_empty())
-                            && resolved.is_relative()
-                        {
-                            resolved = base.join(resolved);
-                        }
-                        if !resolved.is_file() {
-                            return Err(fail(
-                                span.start,
-                                format!(
-                                    "camera '{}' field `path`: {} is not a readable file",
-                                    c.id,
-                                    resolved.display()
-                                ),
-                            ));
-                        }
-                        *p = Spanned::new(span, resolved);
-                    }
-                },
-            }
-        }
-        for mic in cfg.microphones.iter() {
-            let at = mic.span().start;
-            let m = mic.get_ref();
-            if !is_safe_id(&m.id) {
-                return Err(fail(
-                    at,
-                    format!(
-                        "microphone field `id`: '{}' must be 1-32 letters, digits, '-' or '_'",
-                        m.id
-                    ),
-                ));
-            }
-            if !ids.insert(m.id.clone()) {
-                return Err(fail(
-                    at,
-                    format!(
-                        "microphone field `id`: '{}' is used twice (or is reserved)",
-                        m.id
-                    ),
-                ));
-            }
-        }
-        pipeline_text::check(&cfg, text).map_err(|(at, msg)| fail(at, msg))?;
-        if cfg
-            .metrics
-            .token
-            .as_ref()
-            .is_some_and(|t| t.trim().len() < 16)
-        {
-            return Err(fail(
-                text.find("[metrics]").unwrap_or(0),
-                "field `metrics.token`: use at least 16 characters (it guards the box's metrics)"
-                    .into(),
-            ));
-        }
-        for u in cfg.users.iter() {
-            let at = u.span().start;
-            if u.get_ref().role == UserRole::Party {
-                return Err(fail(
-                    at,
-                    format!(
-                        "user '{}' field `role`: parties log in with a hearing's access code, not an account (use clerk, judge or admin)",
-                        u.get_ref().name
-                    ),
-                ));
-            }
-            if argon2::PasswordHash::new(&u.get_ref().password_hash).is_err() {
-                return Err(fail(
-                    at,
-                    format!(
-                        "user '{}' field `password_hash`: not an argon2 hash (make one with `courtrec hash-password`)",
-                        u.get_ref().name
-                    ),
-                ));
-            }
-        }
-        Ok(cfg)
     }
 
     /// The built-in demo courtroom: 4 test cameras, 4 test microphones, seeded demo users.

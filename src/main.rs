@@ -193,7 +193,7 @@ fn main() -> ExitCode {
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => {
-            return match Config::load(&file) {
+            return match Config::load_all(&file) {
                 Ok(cfg) => {
                     println!(
                         "{}: valid: courtroom '{}' ({}), {} cameras, {} microphones, {} users",
@@ -206,8 +206,11 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("{e}");
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{}: {} error(s)", file.display(), errors.len());
                     ExitCode::from(2)
                 }
             };

@@ -184,6 +184,36 @@ fn config_check_says_valid_or_names_file_line_and_key() {
     assert!(err.contains(":14:") && err.contains("lisen"), "{err}");
     let out = courtrec(&["config", "check", "/nonexistent/courtrec.toml"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // Every error is named in one pass, each with its line.
+    std::fs::write(
+        &bad,
+        format!(
+            "[courtroom]\nid = \"room 7\"\nname = \"Room 7\"\n\
+             [[camera]]\nid = \"judge\"\nkind = \"rtsp\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [metrics]\ntoken = \"short\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let out = courtrec(&["config", "check", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let at = |line: usize| format!("{}:{line}:", bad.display());
+    assert!(
+        err.contains(&format!("{} field `courtroom.id`", at(1))),
+        "{err}"
+    );
+    assert!(
+        err.contains("camera 'judge' (kind rtsp): field `url`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{} field `metrics.token`", at(12))),
+        "{err}"
+    );
+    assert!(err.contains("3 error(s)"), "{err}");
 }
 
 /// `GET /metrics` with `token`: status and body.
