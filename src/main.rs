@@ -173,9 +173,23 @@ fn load(config: &Option<PathBuf>) -> Result<Config, String> {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Under systemd (stderr is the journal) the journal stamps each line itself and
-    // shows no colours.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    // Under systemd (stderr is the journal): records go to the journal natively, each
+    // with its priority and fields (`journalctl -u courtrec HEARING_ID=…`); should its
+    // socket be missing, plain lines on stderr, which the journal stamps itself.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| {
+            l.with_syslog_identifier("courtrec".into())
+                .with_field_prefix(None)
+        });
+    if let Some(journald) = journald {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(journald)
+            .init();
+    } else if std::env::var_os("JOURNAL_STREAM").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)

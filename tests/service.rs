@@ -7,8 +7,75 @@
 mod common;
 use common::*;
 use serde_json::json;
+use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
+
+/// The journal's socket, played by the test while it holds this (removed on drop).
+/// None when a real journald owns the path: its records then go there.
+struct Journal {
+    sock: UnixDatagram,
+}
+
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+impl Journal {
+    fn open() -> Option<Journal> {
+        if std::path::Path::new(JOURNAL_SOCKET).exists() {
+            eprintln!("a journald runs here: the journal records are not checked");
+            return None;
+        }
+        std::fs::create_dir_all("/run/systemd/journal").unwrap();
+        let sock = UnixDatagram::bind(JOURNAL_SOCKET).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Some(Journal { sock })
+    }
+
+    /// The first record received, within `secs`, whose field `key` is `value`.
+    fn record_with(&self, key: &str, value: &str, secs: f64) -> HashMap<String, String> {
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut seen = Vec::new();
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let r = journal_fields(&buf[..n]);
+                if r.get(key).is_some_and(|v| v == value) {
+                    return r;
+                }
+                seen.push(r);
+            }
+        }
+        panic!("no journal record with {key}={value}: {seen:?}");
+    }
+}
+
+/// The fields of one record of journald's native protocol: `KEY=value\n`, or
+/// `KEY\n`, a 64-bit little-endian length, the value and `\n`.
+fn journal_fields(mut b: &[u8]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    while let Some(end) = b.iter().position(|&c| c == b'=' || c == b'\n') {
+        let key = String::from_utf8_lossy(&b[..end]).to_string();
+        let value;
+        if b[end] == b'=' {
+            let stop = b[end..].iter().position(|&c| c == b'\n').unwrap() + end;
+            value = &b[end + 1..stop];
+            b = &b[stop + 1..];
+        } else {
+            let len = u64::from_le_bytes(b[end + 1..end + 9].try_into().unwrap()) as usize;
+            value = &b[end + 9..end + 9 + len];
+            b = &b[end + 10 + len..];
+        }
+        out.insert(key, String::from_utf8_lossy(value).to_string());
+    }
+    out
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(JOURNAL_SOCKET);
+    }
+}
 
 /// Every message received until `until` says stop or `secs` pass.
 fn collect(sock: &UnixDatagram, secs: f64, mut until: impl FnMut(&str) -> bool) -> Vec<String> {
@@ -362,11 +429,17 @@ fn metrics_are_for_court_it_and_say_what_the_box_does() {
 fn an_unsynchronised_clock_is_an_alarm_before_and_a_fault_during_a_hearing() {
     let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
+    // Run as systemd runs it (JOURNAL_STREAM set): its records reach the journal's
+    // socket, which this test plays (there is no journald on these machines).
+    let journal = Journal::open();
     let d = Daemon::start_env(
         &tmp.path().join("data"),
         None,
         "clock",
-        &[("COURTREC_TEST_CLOCK_SYNC", "unsynchronised")],
+        &[
+            ("COURTREC_TEST_CLOCK_SYNC", "unsynchronised"),
+            ("JOURNAL_STREAM", "8:12345"),
+        ],
     );
     let clerk = d.login("clerk", "demo");
     assert!(
@@ -375,6 +448,18 @@ fn an_unsynchronised_clock_is_an_alarm_before_and_a_fault_during_a_hearing() {
         "{:?}",
         alarm_keys(&d, &clerk)
     );
+    if let Some(j) = &journal {
+        // The alarm is a structured journal record: its priority, who logged it, and
+        // the alarm's key as a field of its own (`journalctl ALARM=clock_unsynchronised`).
+        let alarm = j.record_with("ALARM", "clock_unsynchronised", 10.0);
+        let field = |k: &str| alarm.get(k).map(String::as_str).unwrap_or("");
+        assert_eq!(field("PRIORITY"), "4", "a warning: {alarm:?}");
+        assert_eq!(field("SYSLOG_IDENTIFIER"), "courtrec", "{alarm:?}");
+        assert!(
+            field("MESSAGE").starts_with("ALARM: The box's clock is not synchronised"),
+            "{alarm:?}"
+        );
+    }
     let h = d.ok(
         "POST",
         "/api/v1/hearings",

@@ -125,6 +125,9 @@ impl Daemon {
         // This machine keeps no time server: the clock check is told the clock is
         // synchronised unless a test says otherwise (tests/service.rs).
         cmd.env("COURTREC_TEST_CLOCK_SYNC", "synchronised");
+        // Logs go to the test's log file even when the suite itself runs under
+        // systemd (which would send them to the journal), unless a test says so.
+        cmd.env_remove("JOURNAL_STREAM");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdout(Stdio::from(logf.try_clone().unwrap()))
             .stderr(Stdio::from(logf))
