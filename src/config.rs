@@ -499,13 +499,7 @@ pub(crate) fn is_safe_id(s: &str) -> bool {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            msg: format!("cannot read config: {e}"),
-        })?;
-        Config::parse(&file, &text, path.parent())
+        Config::load_all(path).map_err(|mut errors| errors.swap_remove(0))
     }
 
     /// Reads a config file and names every error in it (`courtrec config check`).

@@ -86,8 +86,8 @@ pub struct BundleDesc {
     /// A whole hearing's export: base64 of the leaf hash of every line of the signed
     /// tree, in order (32 bytes each). Their root is the final checkpoint's, and each
     /// line carried must hash to its leaf: one hash a line instead of a proof of ~17
-    /// (an 8-hour hearing's `bundle.json` is 100 MB smaller and verifies as fast as
-    /// its folder), while an edited or dropped line is still named.
+    /// (an 8-hour hearing's `bundle.json` is about 100 MB smaller), while an edited or
+    /// dropped line is still named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaves: Option<String>,
     pub consistency: Vec<BundleConsistency>,
