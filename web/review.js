@@ -125,13 +125,18 @@ function renderArchive(h) {
   if (h.hold) el.textContent += " · " + i18n.t("on_hold");
 }
 
+// Only the newest search's answer is shown: the list shown at login and a search
+// typed right after can answer out of order.
+let searchSeq = 0;
 async function search() {
+  const seq = ++searchSeq;
   const q = new URLSearchParams();
   if ($("s-case").value.trim()) q.set("case_number", $("s-case").value.trim());
   if ($("s-q").value.trim()) q.set("q", $("s-q").value.trim());
   if ($("s-from").value) q.set("from", $("s-from").value);
   if ($("s-to").value) q.set("to", $("s-to").value);
   const r = await guarded(() => api.call("GET", "/hearings?" + q.toString()));
+  if (seq !== searchSeq) return;
   const rows = r.hearings.map((h) => {
     const dur = h.tracks.find((t) => t.name === "composite");
     const st = i18n.t("state_" + h.state) + (h.interrupted ? i18n.t("state_interrupted") : "");

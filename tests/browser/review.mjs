@@ -55,6 +55,10 @@ try {
   await page.fill("#s-case", CASE_PART);
   await page.click("#search-form button");
   await page.waitForSelector(`#results tr[data-id="${HEARING_ID}"]`);
+  // The list shown at login holds that hearing too: wait for the search's own answer.
+  await page
+    .waitForFunction(() => document.querySelectorAll("#results tbody tr").length === 1, null, { timeout: 15000 })
+    .catch(() => {});
   check((await page.$$("#results tbody tr")).length === 1, "one hearing matches the partial case number");
   check(
     await page.evaluate(() => document.querySelector("#results .integrity").classList.contains("verified")),
