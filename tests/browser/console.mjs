@@ -73,19 +73,26 @@ try {
   await page.fill("#login-pass", "wrong");
   await page.click("#login-form button");
   await page.waitForSelector("#login-error:not([hidden])");
-  check(true, "a wrong password is refused in plain words");
+  const refusal = await page.evaluate(() => [document.getElementById("login-error").textContent, i18n.t("bad_login")]);
+  check(refusal[0].includes(refusal[1]), `a wrong password is refused in plain words (${refusal[0]})`);
   await page.fill("#login-pass", "demo");
   await page.click("#login-form button");
   await page.waitForSelector("#console-view:not([hidden])");
 
   // Previews and meters are live before any hearing opens.
   await page.waitForFunction(() => document.querySelectorAll("#cameras img").length >= 2);
-  await page.waitForFunction(
-    () => [...document.querySelectorAll("img[data-preview]")].every((i) => i.complete && i.naturalWidth > 0),
-    null,
-    { timeout: 20000 },
-  );
-  check(true, "camera and composite previews load");
+  // Resolves to how many previews there are once every one has a picture.
+  const loaded = await (
+    await page.waitForFunction(
+      () => {
+        const imgs = [...document.querySelectorAll("img[data-preview]")];
+        return imgs.every((i) => i.complete && i.naturalWidth > 0) && imgs.length;
+      },
+      null,
+      { timeout: 20000 },
+    )
+  ).jsonValue();
+  check(loaded >= 3, `camera and composite previews load (${loaded} pictures)`);
   check((await meterValues(1500)) >= 4, "microphone meters move (10 updates a second)");
   check((await offered()).main === null, "nothing to do before a hearing is chosen");
 
@@ -142,7 +149,7 @@ try {
   await page.fill("#mark-text", "Exhibit 3 shown");
   await page.press("#mark-text", "Enter");
   await page.waitForFunction(() => document.getElementById("events").textContent.includes("Exhibit 3 shown"));
-  check(true, "the mark is in the hearing log");
+  check((await page.textContent("#events")).includes("Exhibit 3 shown"), "the mark is in the hearing log");
 
   // Recess with a reason from the rules.
   await page.click("#main-action");

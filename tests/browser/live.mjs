@@ -95,7 +95,18 @@ try {
     return out;
   }, HEARING_ID);
   check(extra.every((x) => x.status === 201 && x.location && x.type.startsWith("application/sdp")), "three more viewers get 201, a Location and an SDP answer");
+  // Viewers are counted once their connection is up (ICE and DTLS take a moment
+  // after the answer, longer on a loaded machine): wait for the browser's side first.
+  await page.waitForFunction(
+    () => window.extraPcs.every((pc) => pc.connectionState === "connected"),
+    null,
+    { timeout: 20000 },
+  );
   let h = await staff("judge", "GET", `/hearings/${HEARING_ID}`);
+  for (let i = 0; i < 20 && h.body.livestream.viewers !== 4; i++) {
+    await page.waitForTimeout(250);
+    h = await staff("judge", "GET", `/hearings/${HEARING_ID}`);
+  }
   check(h.body.livestream.viewers === 4, `four viewers counted (${h.body.livestream.viewers})`);
   const del1 = await page.evaluate(async (l) => (await fetch(l, { method: "DELETE" })).status, extra[0].location);
   const del2 = await page.evaluate(async (l) => (await fetch(l, { method: "DELETE" })).status, extra[0].location);
@@ -122,7 +133,8 @@ try {
     null,
     { timeout: 15000 },
   );
-  check(true, "the page says the hearing is no longer streamed");
+  const said = await page.evaluate(() => [document.getElementById("player-state").textContent, i18n.t("not_streamed")]);
+  check(said[0] === said[1], `the page says the hearing is no longer streamed (${said[0]})`);
   // Dropped: no more media reaches the other viewers (a browser notices the closed
   // connection itself only after its consent checks time out).
   const received = () =>
