@@ -335,6 +335,22 @@ fn access_holds_against_an_attacker_with_a_login() {
         t.elapsed() < Duration::from_secs(8),
         "an idle connection is closed"
     );
+    // A body that trickles in is not a request being answered: cut off too.
+    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
+    trickle
+        .write_all(b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"username\"")
+        .unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let n = trickle.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        t.elapsed() < Duration::from_secs(8) && !answer.contains("200 OK"),
+        "a trickling body is cut off: {:?} {answer:?}",
+        t.elapsed()
+    );
     let held: Vec<std::net::TcpStream> = (0..80)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
@@ -456,16 +472,12 @@ fn access_holds_against_an_attacker_with_a_login() {
     sampler.join().unwrap();
     let after = rss_mb(pid);
     let peak = *peak.lock().unwrap();
-    // 0: the connection was closed unanswered, which also serves nothing. Under this
-    // flood on 2 cores (debug build, both cores hashing) some connections are: seen
-    // 3-8 of 48, not yet explained (see the closing note); most must be answered.
+    // Every login is answered, also those that waited for a hash slot longer than the
+    // 2 s idle timeout (0: closed unanswered, as the idle timeout did before it let
+    // requests being answered be).
     assert!(
-        codes.iter().all(|c| matches!(c, 0 | 401 | 429)),
-        "refused, none served: {codes:?}"
-    );
-    assert!(
-        codes.iter().filter(|c| **c != 0).count() >= 24,
-        "most logins of the flood are answered: {codes:?}"
+        codes.iter().all(|c| matches!(c, 401 | 429)),
+        "every login answered, refused, none served: {codes:?}"
     );
     assert!(
         codes.contains(&429),

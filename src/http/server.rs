@@ -9,6 +9,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use axum::Router;
+use hyper::body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,19 +36,85 @@ pub struct Settings {
     pub max_connections: usize,
 }
 
-/// Wraps a connection: reads and writes that make no progress for `timeout` end it.
+/// Wraps a connection: reads and writes that make no progress for `timeout` end it,
+/// unless a request on it has been received whole and is still being answered
+/// (`busy`): hyper keeps reading the connection while a handler runs, and a login
+/// waiting for a hash slot is not an idle client (cutting those off closed them
+/// unanswered). A request whose body trickles in is not exempt.
 struct Idle<T> {
     inner: T,
     timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a request received whole on its connection until its response is ready.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+/// Where a request's [`Busy`] lives: set once its body has been read to the end,
+/// dropped when its response is ready.
+type BusySlot = Arc<Mutex<Option<Busy>>>;
+
+fn mark_busy(slot: &BusySlot, n: &Arc<std::sync::atomic::AtomicUsize>) {
+    if let Ok(mut s) = slot.lock()
+        && s.is_none()
+    {
+        *s = Some(Busy::new(n));
+    }
+}
+
+/// A request body that marks its connection busy once read to the end (at once for a
+/// request without a body).
+struct UntilEnd {
+    inner: hyper::body::Incoming,
+    slot: BusySlot,
+    busy: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl hyper::body::Body for UntilEnd {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(None)) || self.inner.is_end_stream() {
+            mark_busy(&self.slot, &self.busy);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Busy {
+    fn new(n: &Arc<std::sync::atomic::AtomicUsize>) -> Busy {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(n.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl<T> Idle<T> {
-    fn new(inner: T, timeout: Duration) -> Idle<T> {
+    fn new(inner: T, timeout: Duration, busy: Arc<std::sync::atomic::AtomicUsize>) -> Idle<T> {
         Idle {
             inner,
             timeout,
             sleep: Box::pin(tokio::time::sleep(timeout)),
+            busy,
         }
     }
 
@@ -58,6 +125,13 @@ impl<T> Idle<T> {
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            // Answering: not idle. The timer is re-armed (and polled, so this is
+            // asked again when it fires).
+            self.touch();
+            let _ = self.sleep.as_mut().poll(cx);
+            return false;
+        }
         self.sleep.as_mut().poll(cx).is_ready()
     }
 }
@@ -325,23 +399,43 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let over_tls = tls.is_some();
-        let svc = tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let svc = {
+            let (app, busy) = (app.clone(), busy.clone());
+            tower::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+                let slot: BusySlot = Arc::new(Mutex::new(None));
+                if req.body().is_end_stream() {
+                    mark_busy(&slot, &busy);
+                }
+                let mut req = req.map(|inner| {
+                    axum::body::Body::new(UntilEnd {
+                        inner,
+                        slot: slot.clone(),
+                        busy: busy.clone(),
+                    })
+                });
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(addr));
                 if over_tls {
                     req.extensions_mut().insert(Tls);
                 }
-                req.map(axum::body::Body::new)
-            },
-        );
+                let answer = tower::ServiceExt::oneshot(app.clone(), req);
+                async move {
+                    let r = answer.await;
+                    // The response is ready: the connection may idle again.
+                    if let Ok(mut s) = slot.lock() {
+                        s.take();
+                    }
+                    r
+                }
+            })
+        };
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let (builder, tls, settings, mut stop) =
             (builder.clone(), tls.clone(), settings.clone(), stop.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let io = Idle::new(stream, settings.idle_timeout);
+            let io = Idle::new(stream, settings.idle_timeout, busy);
             match tls {
                 Some(acceptor) => {
                     let Ok(Ok(tls_stream)) =
