@@ -195,6 +195,9 @@ pub fn spawn(
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(500));
+                // A clock step is logged (and the burned-in time follows) within half a
+                // second of it.
+                hearings.watch_clock();
                 let recording = hearings.is_recording();
                 match (recording, recording_since) {
                     (true, None) => recording_since = Some(Instant::now()),

@@ -10,6 +10,7 @@ mod common;
 use common::evidence::*;
 use common::*;
 use serde_json::json;
+use std::time::Duration;
 
 const H: f64 = 3600.0;
 
@@ -147,4 +148,172 @@ fn a_trial_over_three_days_records_plays_exports_and_verifies() {
     expect(&bundle, &[], OK, "clip of hearing", "export after the mark");
     let pr = ffprobe(&bundle.join("play/composite.m3u8"));
     assert!(pr.duration_s > 3.0, "the clip plays: {pr:?}");
+}
+
+/// The wall-clock time of each segment, less its media time (ns): the anchor it was
+/// stamped with.
+fn anchors_of(recs: &[serde_json::Value], track: &str) -> Vec<(f64, i64)> {
+    segments(recs, track)
+        .iter()
+        .map(|s| {
+            let wall = chrono::DateTime::parse_from_rfc3339(s["wall_start"].as_str().unwrap())
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap();
+            let media = s["media_start_ns"].as_i64().unwrap();
+            (media as f64 / 1e9, wall - media)
+        })
+        .collect()
+}
+
+/// The box's clock stepped +1 h, then -10 min, while a hearing records (injected through
+/// `COURTREC_TEST_CLOCK_OFFSET_FILE`, never the machine's clock): each step is a
+/// `clock_step` event with its size, the burned-in time and the segments' wall-clock
+/// times follow it from there (before: the old clock), a crash after the steps resumes
+/// on the corrected clock, and the verifier explains both steps and finds no other jump.
+#[test]
+fn a_clock_step_while_recording_is_logged_and_times_follow_it() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let offset_file = tmp.path().join("clock-offset-ms");
+    std::fs::write(&offset_file, "0").unwrap();
+    let mut d = Daemon::start_env(
+        &data,
+        None,
+        "clockstep",
+        &[(
+            "COURTREC_TEST_CLOCK_OFFSET_FILE",
+            offset_file.to_str().unwrap(),
+        )],
+    );
+    let clerk = d.login("clerk", "demo");
+    let admin = d.login("admin", "demo");
+    let epoch = |d: &Daemon| {
+        let st = d.ok("GET", "/api/v1/status", &admin, None);
+        st["clock"]["burned_in_epoch_unix_ns"].as_i64().unwrap()
+    };
+    let epoch0 = epoch(&d);
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(
+            json!({"case_number": "(2026)X0101民初73号", "title": "clock", "visibility": "public"}),
+        ),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
+    d.ok("POST", &p("open"), &clerk, None);
+    wait_recorded(&data, &id, 4.0);
+
+    let steps = |d: &Daemon| {
+        let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+        events_of(&h, &["clock_step"])
+    };
+    let step_to = |ms: i64, n: usize| {
+        std::fs::write(&offset_file, ms.to_string()).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || steps(&d).len() == n),
+            "clock_step {n} logged within seconds"
+        );
+    };
+    step_to(3_600_000, 1);
+    let epoch1 = epoch(&d);
+    assert!(
+        ((epoch1 - epoch0) - 3_600_000_000_000).abs() < 1_000_000_000,
+        "the burned-in time moved by the step: {epoch0} -> {epoch1}"
+    );
+    let rec1 = recorded_s(&data, &id);
+    wait_recorded(&data, &id, rec1 + 4.0);
+    step_to(3_000_000, 2);
+    let epoch2 = epoch(&d);
+    assert!(
+        ((epoch2 - epoch1) + 600_000_000_000).abs() < 1_000_000_000,
+        "and back by 10 min: {epoch1} -> {epoch2}"
+    );
+    let ev = steps(&d);
+    let sizes: Vec<i64> = ev.iter().map(|e| e["step_ms"].as_i64().unwrap()).collect();
+    assert!(
+        (sizes[0] - 3_600_000).abs() < 1000 && (sizes[1] + 600_000).abs() < 1000,
+        "{sizes:?}"
+    );
+    let at: Vec<f64> = ev
+        .iter()
+        .map(|e| e["media_time_ms"].as_f64().unwrap() / 1e3)
+        .collect();
+    let rec2 = recorded_s(&data, &id);
+    wait_recorded(&data, &id, rec2 + 4.0);
+
+    // A crash after the steps: the hearing resumes on the corrected clock.
+    d.kill9();
+    d.restart();
+    sleep_s(4.0);
+    assert_eq!(steps(&d).len(), 2, "a restart is not a clock step");
+    // The clock set back 2 h 50 min while the box is down (more than it is down):
+    // media time goes on from where it was, and the step is logged at the restart.
+    d.kill9();
+    std::fs::write(&offset_file, "-7200000").unwrap();
+    d.restart();
+    let clerk = d.login("clerk", "demo");
+    sleep_s(4.0);
+    d.ok("POST", &p("close"), &clerk, None);
+    let ev = steps(&d);
+    assert_eq!(ev.len(), 3, "{ev:?}");
+    let back_ms = ev[2]["step_ms"].as_i64().unwrap();
+    assert!(
+        (-10_200_000..-10_170_000).contains(&back_ms),
+        "set back 2 h 50 min, less the seconds the box was down: {back_ms} ms"
+    );
+    let at = [at[0], at[1], ev[2]["media_time_ms"].as_f64().unwrap() / 1e3];
+
+    // Segment times: the open's clock, +1 h from the first step, +50 min from the
+    // second, on every track (within a second); after the restart, 2 h before the
+    // open's clock plus the seconds the box was down.
+    let recs = manifest(&data, &id);
+    for track in ["composite", "cam1", "mic1"] {
+        let a = anchors_of(&recs, track);
+        let base = a[0].1;
+        for (media_s, anchor) in &a {
+            let (want, slack) = if *media_s < at[0] {
+                (0, 0)
+            } else if *media_s < at[1] {
+                (3_600_000_000_000, 0)
+            } else if *media_s < at[2] {
+                (3_000_000_000_000, 0)
+            } else {
+                (-7_200_000_000_000, 30_000_000_000)
+            };
+            let off = (anchor - base) - want;
+            assert!(
+                (-1_000_000_000..1_000_000_000 + slack).contains(&off),
+                "{track} at {media_s:.1} s: anchor {} s after the open's, want {} s",
+                (anchor - base) / 1_000_000_000,
+                want / 1_000_000_000
+            );
+        }
+        assert!(
+            a.iter().any(|(m, _)| *m > at[2]),
+            "{track} records after the restart"
+        );
+    }
+
+    d.stop();
+    let text = expect(
+        &data.join("hearings").join(&id),
+        &[],
+        OK,
+        "all present",
+        "clock-stepped hearing",
+    );
+    assert!(
+        text.contains("corrected by +1 h 0 min")
+            && text.contains("corrected by -10 min")
+            && text.contains("corrected by -2 h 49 min"),
+        "the report explains the three steps: {text}"
+    );
+    assert!(
+        !text.contains("no clock_step event explains"),
+        "and finds no other jump: {text}"
+    );
 }

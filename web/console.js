@@ -354,7 +354,7 @@ function render() {
   const ev = $("events");
   const items = ((h && h.events) || []).slice().reverse().map((e) => {
     const t = e.media_time_ms != null ? fmtDuration(e.media_time_ms) : localTime(e.wall_time);
-    const extra = [e.reason ? i18n.t("reason_" + e.reason) : "", e.text || "", e.source ? `(${e.source})` : ""]
+    const extra = [e.reason ? i18n.t("reason_" + e.reason) : "", i18n.eventText(e), e.source ? `(${e.source})` : ""]
       .filter(Boolean)
       .join(" · ");
     return `<li data-kind="${esc(e.kind)}"><span class="t">${esc(t)}</span><span class="k">${esc(i18n.t("ev_" + e.kind))}</span>${esc(extra)}</li>`;

@@ -60,6 +60,8 @@ const WORDS = {
     ev_device_fault: "设备故障",
     ev_device_restored: "设备恢复",
     ev_recovery: "系统恢复",
+    ev_clock_step: "时钟校正",
+    clock_step_text: "本机时钟被校正了 {s}；此后的时间按校正后的时钟显示",
     ev_export: "导出",
     ev_livestream_approved: "批准直播",
     ev_livestream_withdrawn: "撤销直播",
@@ -216,6 +218,8 @@ const WORDS = {
     ev_device_fault: "Device fault",
     ev_device_restored: "Device restored",
     ev_recovery: "Recovered after a crash",
+    ev_clock_step: "Clock corrected",
+    clock_step_text: "The box's clock was corrected by {s}; times from here on follow the corrected clock",
     ev_export: "Exported",
     ev_livestream_approved: "Livestream approved",
     ev_livestream_withdrawn: "Livestream withdrawn",
@@ -327,6 +331,15 @@ const i18n = {
     this.lang = lang;
     localStorage.setItem("courtrec.lang", lang);
     this.apply();
+  },
+  // An event's free text, in the reader's language where the page knows it (a clock
+  // step is told from its size: the box writes its text in English).
+  eventText(e) {
+    if (e.kind !== "clock_step" || e.step_ms == null) return e.text || "";
+    const ms = Math.round(Math.abs(e.step_ms) / 100) * 100;
+    const [h, m, s] = [Math.floor(ms / 3600000), Math.floor(ms / 60000) % 60, (ms % 60000) / 1000];
+    const size = (h ? `${h} h ` : "") + (h || m ? `${m} min ` : "") + `${s.toFixed(1)} s`;
+    return this.t("clock_step_text", { s: (e.step_ms < 0 ? "-" : "+") + size });
   },
   // Fills every element with data-i18n (text) or data-i18n-placeholder.
   apply(root) {

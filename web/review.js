@@ -285,6 +285,25 @@ function wallAt(t) {
   return new Date(f.pdt + (t - f.start) * 1000);
 }
 
+// The media time (ms from the open) at a playback position, when the playlist says.
+function mediaAt(t) {
+  const f = rv.fragments.find((f) => t >= f.start && t < f.start + f.duration) || rv.fragments[rv.fragments.length - 1];
+  return f && f.media != null ? f.media + (t - f.start) * 1000 : null;
+}
+
+// The playback position of an event: by its media time, which never jumps (its
+// wall-clock time does when the box's clock was corrected: clock_step); the next media
+// after it, in a recess.
+function positionOfEvent(e) {
+  if (e.media_time_ms == null || rv.fragments.some((f) => f.media == null)) return positionOf(e.wall_time);
+  for (const f of rv.fragments) {
+    if (e.media_time_ms < f.media) return f.start;
+    if (e.media_time_ms < f.media + f.duration * 1000) return f.start + (e.media_time_ms - f.media) / 1000;
+  }
+  const last = rv.fragments[rv.fragments.length - 1];
+  return last ? last.start + last.duration : 0;
+}
+
 // The playback position of a wall-clock instant (the next media after it, in a recess).
 function positionOf(wallIso) {
   const w = new Date(wallIso).getTime();
@@ -294,6 +313,13 @@ function positionOf(wallIso) {
   }
   const last = rv.fragments[rv.fragments.length - 1];
   return last ? last.start + last.duration : 0;
+}
+
+// `HH:MM:SS.mmm` from the open, as exports take it.
+function fmtMedia(ms) {
+  const v = Math.max(0, Math.round(ms));
+  const p = (n, w) => String(n).padStart(w, "0");
+  return `${p(Math.floor(v / 3600000), 2)}:${p(Math.floor(v / 60000) % 60, 2)}:${p(Math.floor(v / 1000) % 60, 2)}.${p(v % 1000, 3)}`;
 }
 
 function updatePosition() {
@@ -313,11 +339,11 @@ function renderTimeline() {
   if (!d || !rv.hearing) return;
   for (const e of rv.hearing.events) {
     if (["created", "export"].includes(e.kind)) continue;
-    const x = positionOf(e.wall_time);
+    const x = positionOfEvent(e);
     const div = document.createElement("div");
     div.className = "ev " + e.kind;
     div.style.left = Math.min(99.5, (x / d) * 100).toFixed(2) + "%";
-    div.title = `${i18n.t("ev_" + e.kind)} ${e.text || ""} ${e.reason ? i18n.t("reason_" + e.reason) : ""}`;
+    div.title = `${i18n.t("ev_" + e.kind)} ${i18n.eventText(e)} ${e.reason ? i18n.t("reason_" + e.reason) : ""}`;
     div.dataset.seek = x;
     tl.appendChild(div);
   }
@@ -339,11 +365,11 @@ function renderEvents() {
   $("h-events").innerHTML = h.events
     .filter((e) => e.kind !== "created")
     .map((e) => {
-      const extra = [e.reason ? i18n.t("reason_" + e.reason) : "", e.text || "", e.source ? `(${e.source})` : ""]
+      const extra = [e.reason ? i18n.t("reason_" + e.reason) : "", i18n.eventText(e), e.source ? `(${e.source})` : ""]
         .filter(Boolean)
         .join(" · ");
       const when = new Date(e.wall_time).toLocaleTimeString(i18n.lang === "zh" ? "zh-CN" : "en-GB");
-      return `<li data-kind="${esc(e.kind)}" data-wall="${esc(e.wall_time)}"><span class="t">${esc(when)}</span><span class="k">${esc(i18n.t("ev_" + e.kind))}</span>${esc(extra)}</li>`;
+      return `<li data-kind="${esc(e.kind)}" data-wall="${esc(e.wall_time)}" data-media="${e.media_time_ms ?? ""}"><span class="t">${esc(when)}</span><span class="k">${esc(i18n.t("ev_" + e.kind))}</span>${esc(extra)}</li>`;
     })
     .join("");
 }
@@ -351,7 +377,7 @@ function renderEvents() {
 $("h-events").addEventListener("click", (ev) => {
   const li = ev.target.closest("li");
   if (!li || !rv.fragments.length) return;
-  master().currentTime = positionOf(li.dataset.wall);
+  master().currentTime = positionOfEvent({ wall_time: li.dataset.wall, media_time_ms: li.dataset.media === "" ? null : Number(li.dataset.media) });
   syncFollowers();
 });
 
@@ -436,9 +462,16 @@ async function doExport(body) {
 $("export-all").addEventListener("click", () => doExport({}));
 $("export-sel").addEventListener("click", () => {
   const tracks = ["composite", $("camera-select").value, ...rv.mics.map((m) => m.name)].filter(Boolean);
+  // Times from the open when the playlist gives media times (a range in wall-clock
+  // times is ambiguous across a clock set back).
+  const open = rv.hearing.events.find((e) => e.kind === "open");
+  const at = (t) => {
+    const m = mediaAt(t);
+    return m == null || !open ? wallAt(t).toISOString() : fmtMedia(m - open.media_time_ms);
+  };
   doExport({
-    from: wallAt(rv.selIn).toISOString(),
-    to: wallAt(rv.selOut).toISOString(),
+    from: at(rv.selIn),
+    to: at(rv.selOut),
     tracks: [...new Set(tracks)],
   });
 });
@@ -464,11 +497,10 @@ async function openHearing(id) {
   const mics = h.tracks.filter((t) => t.kind === "audio");
   const hls = attach(master(), comp.playlist_url);
   hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
-    rv.fragments = data.details.fragments.map((f) => ({
-      start: f.start,
-      duration: f.duration,
-      pdt: f.programDateTime,
-    }));
+    rv.fragments = data.details.fragments.map((f) => {
+      const tag = (f.tagList || []).find((t) => t[0] === "COURTREC-MEDIA-MS");
+      return { start: f.start, duration: f.duration, pdt: f.programDateTime, media: tag ? Number(tag[1]) : null };
+    });
   });
   $("camera-select").innerHTML = cams
     .map((c) => `<option value="${esc(c.name)}">${esc(c.label || c.name)}</option>`)

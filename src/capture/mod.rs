@@ -9,6 +9,7 @@
 
 mod describe;
 mod feeds;
+mod overlay;
 pub mod pipeline;
 mod supervisor;
 
@@ -36,6 +37,14 @@ pub trait CaptureControl: Send + Sync {
     fn request_keyframes(&self, at_rt_ns: i64);
     /// Text burned into the composite under the time (the case number).
     fn set_caption(&self, text: &str);
+    /// The wall-clock time (Unix ns) of running time 0: the burned-in time of a frame
+    /// is this plus its running time.
+    fn wall_epoch_ns(&self) -> i64;
+    /// Moves the burned-in time (after a clock step).
+    fn set_wall_epoch_ns(&self, epoch_ns: i64);
+    /// The epoch the composite's overlay itself holds (read back from the element, for
+    /// the status page and tests), to the microsecond.
+    fn burned_in_epoch_ns(&self) -> Option<i64>;
 }
 
 /// A track that capture produces, in the order of its index.

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,10 @@ pub struct Capture {
     /// Appsinks of video tracks, for keyframe requests.
     video_sinks: Vec<gst_app::AppSink>,
     caption: Option<gst::Element>,
+    /// The `timeoverlay`s that burn the time into the composite and the public picture.
+    clocks: Vec<gst::Element>,
+    /// Wall clock (Unix ns) at running time 0: what the overlays count from.
+    wall_epoch_ns: AtomicI64,
     slots: Arc<Mutex<Vec<Slot>>>,
     stopping: Arc<AtomicBool>,
 }
@@ -179,6 +183,14 @@ impl Capture {
         }
         let slots = Arc::new(Mutex::new(slots));
         let caption = pipeline.by_name("caption");
+        let clocks: Vec<gst::Element> = ["caption", "public_caption"]
+            .iter()
+            .filter_map(|n| pipeline.by_name(n))
+            .collect();
+        // Running time 0 is the moment the pipeline starts playing, just below; the
+        // epoch is made exact once it runs (`wait_running`).
+        let epoch_ns = crate::clock::now_unix_ns();
+        super::overlay::apply_epoch(&clocks, epoch_ns);
         let bus = pipeline
             .bus()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "pipeline has no bus"))?;
@@ -213,6 +225,8 @@ impl Capture {
             public_pads,
             video_sinks,
             caption,
+            clocks,
+            wall_epoch_ns: AtomicI64::new(epoch_ns),
             slots,
             stopping,
         })
@@ -222,7 +236,8 @@ impl Capture {
     pub fn wait_running(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.running_time_ns().is_some() {
+            if let Some(rt) = self.running_time_ns() {
+                self.set_wall_epoch_ns(crate::clock::now_unix_ns() - rt);
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -351,8 +366,25 @@ impl CaptureControl for Capture {
         }
     }
 
+    fn wall_epoch_ns(&self) -> i64 {
+        self.wall_epoch_ns.load(Ordering::SeqCst)
+    }
+
+    fn set_wall_epoch_ns(&self, epoch_ns: i64) {
+        self.wall_epoch_ns.store(epoch_ns, Ordering::SeqCst);
+        super::overlay::apply_epoch(&self.clocks, epoch_ns);
+    }
+
+    fn burned_in_epoch_ns(&self) -> Option<i64> {
+        let dt = self
+            .caption
+            .as_ref()?
+            .property::<Option<gst::glib::DateTime>>("datetime-epoch")?;
+        Some(dt.to_unix() * 1_000_000_000 + dt.microsecond() as i64 * 1_000)
+    }
+
     fn set_caption(&self, text: &str) {
-        // clockoverlay draws "<text> <time>": the newline puts the time on its own line
+        // timeoverlay draws "<text> <time>": the newline puts the time on its own line
         // under the case number.
         if let Some(c) = &self.caption {
             c.set_property("text", format!("{}\n", text.trim()));

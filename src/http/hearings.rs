@@ -114,6 +114,8 @@ pub struct EventView {
     pub gap_from_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gap_to_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_ms: Option<i64>,
 }
 
 impl From<&EventRecord> for EventView {
@@ -128,6 +130,7 @@ impl From<&EventRecord> for EventView {
             source: e.source.clone(),
             gap_from_ms: e.gap_from_ns.map(|t| t / 1_000_000),
             gap_to_ms: e.gap_to_ns.map(|t| t / 1_000_000),
+            step_ms: e.step_ms,
         }
     }
 }

@@ -175,7 +175,10 @@ fn snapshot(st: &AppState, caller: &super::auth::Caller) -> Result<serde_json::V
         // the public stream are this running time at 90 kHz / 48 kHz (latency benches).
         "clock": {
             "running_time_ns": room.hearings.running_time_ns(),
-            "unix_ns": chrono::Utc::now().timestamp_nanos_opt(),
+            "unix_ns": crate::clock::now_unix_ns(),
+            // What the burned-in time counts from: a frame at running time t shows
+            // this plus t (moved by a clock step).
+            "burned_in_epoch_unix_ns": room.hearings.capture.burned_in_epoch_ns(),
         },
     }))
 }

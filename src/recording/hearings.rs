@@ -88,11 +88,7 @@ fn test_media_offset_ns() -> i64 {
 }
 
 fn now_wall() -> String {
-    format_wall(chrono::Utc::now())
-}
-
-fn unix_ns(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(0)
+    format_wall(crate::clock::now())
 }
 
 fn check_text(field: &str, s: &str, max_chars: usize) -> Result<()> {
@@ -311,11 +307,12 @@ impl HearingService {
         }
         // Media time 0 is where recording begins (see `GATE_LEAD_NS`), unless a test
         // starts the timeline far along (a hearing in its third day).
+        // Its wall-clock time is the one burned into the picture at that running time.
         let offset_ns = test_media_offset_ns();
         let rt = self.running_time()? + GATE_LEAD_NS;
         let timebase = Timebase {
             base_rt_ns: rt - offset_ns,
-            wall_at_base_unix_ns: unix_ns(chrono::Utc::now()) + GATE_LEAD_NS - offset_ns,
+            wall_at_base_unix_ns: self.capture.wall_epoch_ns() + rt - offset_ns,
         };
         let (log, _) = self.open_log(id)?;
         let log = Arc::new(Mutex::new(log));

@@ -4,6 +4,7 @@
 //! Data flows one way: capture pushes frames into [`router::Router`]; the writers
 //! write segments and append them to the hearing's [`crate::archive::log::HearingLog`].
 
+mod clockstep;
 pub mod hearings;
 pub mod interleave;
 pub mod recorder;

@@ -361,13 +361,23 @@ impl TrackCtx {
             sha256: s.sha256,
             media_start_ns: s.media_start_ns,
             media_duration_ns: s.media_duration_ns,
-            wall_start: format_wall(self.timebase.wall(s.media_start_ns)),
+            wall_start: String::new(),
             partial: s.partial,
         };
         let mut log = self
             .log
             .lock()
             .map_err(|_| crate::err!(Internal, "hearing log lock poisoned"))?;
+        // The wall-clock time follows the hearing's logged anchor (a `clock_step` logged
+        // while this run records moves it), the rule the verifier checks.
+        let anchor_ns = crate::archive::wallclock::anchor_ns(&log.doc().events, rec.media_start_ns)
+            .unwrap_or(self.timebase.wall_at_base_unix_ns);
+        let rec = SegmentRecord {
+            wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(
+                anchor_ns.saturating_add(rec.media_start_ns),
+            )),
+            ..rec
+        };
         log.append(Record::Segment(rec))?;
         Ok(())
     }

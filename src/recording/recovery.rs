@@ -15,10 +15,6 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-fn unix_ns(t: chrono::DateTime<chrono::Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(0)
-}
-
 impl HearingService {
     /// At start-up: finds hearings left open by a crash or a stop, records the segments
     /// the crash cut off, logs a `recovery` event covering the gap, and resumes
@@ -62,17 +58,42 @@ impl HearingService {
                 .max()
                 .unwrap_or(0);
             // Media time keeps pace with the wall clock across the restart, so the gap
-            // on the timeline is the time the box was not recording.
-            let open_ev = doc.events.iter().find(|e| e.kind == EventKind::Open);
-            let wall_at_base = open_ev
-                .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.wall_time).ok())
-                .map(|t| {
-                    unix_ns(t.with_timezone(&chrono::Utc))
-                        - open_ev.and_then(|e| e.media_time_ns).unwrap_or(0)
-                })
-                .unwrap_or_else(|| unix_ns(chrono::Utc::now()));
+            // on the timeline is the time the box was not recording. The anchor is the
+            // open's, moved by any clock step logged since (`wallclock`); "now" is the
+            // time burned into the picture at this running time.
             let rt = self.running_time()?;
-            let now_media = unix_ns(chrono::Utc::now()) - wall_at_base;
+            let now_wall_ns = self.capture.wall_epoch_ns() + rt;
+            let wall_at_base =
+                crate::archive::wallclock::latest_anchor_ns(&doc.events).unwrap_or(now_wall_ns);
+            let mut now_media = now_wall_ns - wall_at_base;
+            // The clock set back while the box was down (by more than it was down):
+            // media time never goes back. It goes on from where the hearing's timeline
+            // ended, and a `clock_step` moves the anchor to the clock shown now.
+            let known_end = doc
+                .events
+                .iter()
+                .filter_map(|e| e.media_time_ns)
+                .max()
+                .unwrap_or(0)
+                .max(last_end);
+            let mut wall_at_base = wall_at_base;
+            if now_media < known_end {
+                let new_base = now_wall_ns - known_end;
+                let step_ms = (new_base - wall_at_base) / 1_000_000;
+                let mut ev = self.event(&h.id, EventKind::ClockStep);
+                ev.wall_time = format_wall(chrono::DateTime::from_timestamp_nanos(now_wall_ns));
+                ev.media_time_ns = Some(known_end);
+                ev.step_ms = Some(step_ms);
+                ev.text = Some(format!(
+                    "at the restart the box's clock was found set back by more than the box was down: times of day move by {} (the step less the time the box was down) and from here on follow the clock shown now",
+                    crate::archive::wallclock::fmt_step(step_ms)
+                ));
+                if let Err(e) = log.append(Record::Event(ev)) {
+                    self.skip_damaged(&h.id, &e);
+                    continue;
+                }
+                (wall_at_base, now_media) = (new_base, known_end);
+            }
             let timebase = Timebase {
                 base_rt_ns: rt - now_media,
                 wall_at_base_unix_ns: wall_at_base,
@@ -258,14 +279,13 @@ pub fn adopt_orphans(
         })
         .map(|m| m.tracks.iter().map(|t| t.name.clone()).collect())
         .unwrap_or_default();
-    let wall_at_base = entries.iter().find_map(|e| match &e.record {
-        Record::Event(ev) if ev.kind == EventKind::Open => {
-            chrono::DateTime::parse_from_rfc3339(&ev.wall_time)
-                .ok()
-                .map(|t| unix_ns(t.with_timezone(&chrono::Utc)) - ev.media_time_ns.unwrap_or(0))
-        }
-        _ => None,
-    });
+    let events: Vec<&EventRecord> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Event(ev) => Some(ev),
+            _ => None,
+        })
+        .collect();
     let tracks_dir = dir.root.join("tracks");
     let Ok(tracks) = std::fs::read_dir(&tracks_dir) else {
         return Ok(0);
@@ -329,7 +349,9 @@ pub fn adopt_orphans(
             media_start_ns: start,
             media_duration_ns: dur,
             wall_start: format_wall(chrono::DateTime::from_timestamp_nanos(
-                wall_at_base.unwrap_or(0) + start,
+                crate::archive::wallclock::anchor_ns(events.iter().copied(), start)
+                    .unwrap_or(0)
+                    .saturating_add(start),
             )),
             partial: true,
         };

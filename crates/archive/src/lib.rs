@@ -36,5 +36,6 @@ pub mod signing;
 pub mod ts;
 pub mod tsa;
 pub mod verify;
+pub mod wallclock;
 
 pub use files::*;

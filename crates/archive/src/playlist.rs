@@ -38,8 +38,12 @@ pub fn media_playlist(
         }) {
             p.push_str("#EXT-X-DISCONTINUITY\n");
         }
+        // A comment (players skip it) with the segment's media time: the review page
+        // places events by media time, which never jumps when the clock is corrected
+        // (`clock_step`), where the wall-clock time may.
         p.push_str(&format!(
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{}\n",
+            "#COURTREC-MEDIA-MS:{}\n#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{}\n",
+            s.media_start_ns / 1_000_000,
             s.wall_start,
             s.media_duration_ns as f64 / 1e9,
             uri(s)

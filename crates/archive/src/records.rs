@@ -75,6 +75,11 @@ pub enum EventKind {
     LivestreamCut,
     /// The clerk restored it.
     LivestreamRestored,
+    /// The box's wall clock moved against its monotonic clock by more than a second
+    /// (`step_ms`): NTP stepping it, or a person setting the time. Wall-clock times of
+    /// segments and the burned-in time follow the new clock from `media_time_ns` on
+    /// (see [`crate::wallclock`]).
+    ClockStep,
 }
 
 /// Metadata carried by the `created` event.
@@ -127,6 +132,9 @@ pub struct EventRecord {
     /// unseen: `events` (every event line up to this one) and, per track, segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<std::collections::BTreeMap<String, u64>>,
+    /// For `clock_step`: how far the wall clock moved (negative: set back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_ms: Option<i64>,
 }
 
 impl EventRecord {
@@ -147,6 +155,7 @@ impl EventRecord {
             meta: None,
             tracks: None,
             counts: None,
+            step_ms: None,
         }
     }
 }
@@ -172,6 +181,12 @@ pub struct SegmentRecord {
 }
 
 /// One line of a manifest.
+// Events are the larger variant (400 bytes against 184; `step_ms` took it 16 bytes
+// over the lint's threshold). Boxing them would shrink a vector of a long hearing's
+// lines (mostly segments) by about half, at an allocation per event and a change of
+// every constructor; not worth it until a profile says memory is what limits verify
+// or export (bench-export: time is).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {

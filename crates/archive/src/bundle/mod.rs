@@ -125,21 +125,18 @@ pub struct ExportSummary {
 }
 
 /// Parses an export time: `HH:MM:SS[.mmm]` from the open, or an RFC 3339 wall time
-/// (placed on the media timeline through the open event).
+/// (placed on the media timeline through the open and any clock step:
+/// [`crate::wallclock::media_of_wall`]).
 pub fn parse_time(text: &str, events: &[EventRecord]) -> Result<i64> {
     let open = events.iter().find(|e| e.kind == EventKind::Open);
     let open_media = open.and_then(|e| e.media_time_ns).unwrap_or(0);
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        let open_wall = open
-            .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e.wall_time).ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Conflict,
-                    "the hearing was never opened, so it has no media to cut",
-                )
-            })?;
-        let delta = t.signed_duration_since(open_wall);
-        return Ok(open_media.saturating_add(delta.num_nanoseconds().unwrap_or(i64::MAX / 2)));
+    if let Some(wall_ns) = crate::wallclock::parse_wall_ns(text) {
+        return crate::wallclock::media_of_wall(events, wall_ns).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Conflict,
+                "the hearing was never opened, so it has no media to cut",
+            )
+        });
     }
     let parts: Vec<&str> = text.split(':').collect();
     let bad = || {

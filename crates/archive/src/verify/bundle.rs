@@ -7,7 +7,7 @@
 use super::checkpoints;
 use super::report::{Problem, Report};
 use super::segments::{self, Expected};
-use super::{Options, Trust, timeline};
+use super::{Options, Trust, timeline, wallclock};
 use crate::bundle::{BundleDesc, FORMAT};
 use crate::checkpoint::Checkpoint;
 use crate::devlog::{DevRecord, LOG_NAME};
@@ -258,6 +258,7 @@ pub(crate) fn verify(dir: &Path, trust: &Trust, opts: &Options, r: &mut Report) 
         None,
     );
     timeline::check(&refs, clip, Some(&tracks), r);
+    wallclock::check(&refs, r);
 }
 
 /// The leaf hashes a whole hearing's bundle lists, if they are the signed tree's: as

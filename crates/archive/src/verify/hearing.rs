@@ -4,7 +4,7 @@
 use super::checkpoints;
 use super::report::{Problem, Report};
 use super::segments::{self, Expected};
-use super::{Options, Trust, devlog, timeline};
+use super::{Options, Trust, devlog, timeline, wallclock};
 use crate::checkpoint::Checkpoint;
 use crate::fsread::{self as files, ReadError};
 use crate::merkle::Levels;
@@ -278,6 +278,7 @@ pub(crate) fn verify(dir: &Path, trust: &Trust, opts: &Options, r: &mut Report) 
         opts.remote,
     );
     timeline::check(&entries, None, None, r);
+    wallclock::check(&entries, r);
 }
 
 /// Lines after the last valid checkpoint: in a sealed hearing, content nobody signed;

@@ -19,7 +19,9 @@
 //! - per track, sequence numbers 1..n in order, and media time continuous from the open
 //!   to the close except where a signed event explains the gap (recess, device fault,
 //!   recovery); a track with nothing at all is missing;
-//! - that the hearing is sealed (a `closed` checkpoint after the close event).
+//! - that the hearing is sealed (a `closed` checkpoint after the close event);
+//! - segments' wall-clock times against the media timeline: a `clock_step` event is
+//!   reported, a time no event explains is noted (notes: a time of day, not the media).
 //!
 //! Files are opened only if regular, never through a link, and read with bounds.
 
@@ -33,6 +35,7 @@ mod segments;
 mod signedlog;
 mod timeline;
 pub mod trust;
+mod wallclock;
 
 pub use crate::progress::{NoProgress, Progress};
 pub use hearing::looks_like_hearing_id;

@@ -20,7 +20,7 @@ struct Excuse {
     settle_ns: i64,
 }
 
-fn fmt_t(ns: i64) -> String {
+pub(crate) fn fmt_t(ns: i64) -> String {
     let ms = ns.max(0) / 1_000_000;
     format!(
         "{:02}:{:02}:{:02}.{:03}",
