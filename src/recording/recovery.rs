@@ -324,8 +324,23 @@ pub fn adopt_orphans(
             false
         }
     });
-    for (track, seq, rel) in &orphans {
-        let sealed = archive::seal_file(&dir.root.join(rel))?;
+    let mut adopted = 0;
+    for (i, (track, seq, rel)) in orphans.iter().enumerate() {
+        let path = dir.root.join(rel);
+        let sealed = archive::seal_file(&path)?;
+        // A file the crash cut off before its first frame (created, nothing written, or
+        // only a torn packet) holds no media: listing it would list a file no player
+        // can open. The last one of its track is removed instead (the writer numbers
+        // on from the last listed segment, so nothing refers to it); the directory is
+        // synced so the removal outlives another crash.
+        let last_of_track = orphans.get(i + 1).is_none_or(|(t, _, _)| t != track);
+        if sealed.summary.main_pid().is_none() && last_of_track {
+            std::fs::remove_file(&path).map_err(|e| Error::io("removing an empty segment", e))?;
+            archive::sync_dir(&dir.root.join("tracks").join(track))?;
+            tracing::warn!(hearing = %hearing_id, file = %rel, "a segment file cut off before its first frame was removed (it held no media)");
+            continue;
+        }
+        adopted += 1;
         // The file's timestamps are within its epoch: placed next to where the track
         // was last known to be (a file with no frame at all, there).
         let near = last.get(track).map_or(0, |l| l.1);
@@ -357,5 +372,69 @@ pub fn adopt_orphans(
         };
         log.append(Record::Segment(rec))?;
     }
-    Ok(orphans.len())
+    Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hearing folder with one track (cam1), no segment listed yet.
+    fn hearing(tmp: &std::path::Path) -> (HearingDir, HearingLog, Vec<Entry>) {
+        let dir = HearingDir {
+            root: tmp.join("h1"),
+        };
+        let mut created = EventRecord::new(
+            "h1",
+            "d",
+            EventKind::Created,
+            "2026-01-01T00:00:00.000Z".into(),
+        );
+        created.meta = Some(HearingMeta {
+            case_number: "1".into(),
+            title: "t".into(),
+            courtroom: "c".into(),
+            visibility: Visibility::Public,
+            scheduled_start: None,
+            tracks: vec![TrackInfo {
+                name: "cam1".into(),
+                kind: TrackKind::Video,
+                role: "judge".into(),
+                label: String::new(),
+            }],
+        });
+        let entry = Entry {
+            n: 0,
+            prev: "0".repeat(64),
+            record: Record::Event(created.clone()),
+        };
+        let log = HearingLog::create(dir.clone(), None, Record::Event(created), None).unwrap();
+        std::fs::create_dir_all(dir.root.join("tracks/cam1")).unwrap();
+        (dir, log, vec![entry])
+    }
+
+    #[test]
+    fn a_segment_cut_off_before_its_first_frame_is_removed_not_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, mut log, entries) = hearing(tmp.path());
+        let empty = dir.root.join(HearingDir::segment_rel("cam1", 1));
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(adopt_orphans(&dir, &mut log, &entries, "d").unwrap(), 0);
+        assert!(!empty.exists(), "the empty file is gone");
+        assert_eq!(log.doc().manifest_entries, 1, "and nothing was listed");
+    }
+
+    #[test]
+    fn only_the_last_file_of_a_track_is_removed_when_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, mut log, entries) = hearing(tmp.path());
+        let first = dir.root.join(HearingDir::segment_rel("cam1", 1));
+        let second = dir.root.join(HearingDir::segment_rel("cam1", 2));
+        std::fs::write(&first, b"").unwrap();
+        std::fs::write(&second, b"").unwrap();
+        // A hole in the numbering would be worse than an empty file: the first stays,
+        // listed as partial.
+        assert_eq!(adopt_orphans(&dir, &mut log, &entries, "d").unwrap(), 1);
+        assert!(first.exists() && !second.exists());
+    }
 }
