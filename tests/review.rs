@@ -255,11 +255,21 @@ fn judges_and_parties_review_in_the_browser() {
     let data = tmp.path().join("data");
     // The timeline starts 2 s before the 72-hour mark (a trial in its fourth day): the
     // player crosses a timestamp epoch (a discontinuity) before the mark it seeks to.
+    // The box's clock is set back 10 minutes before the mark (a `clock_step`): the page
+    // places the mark by media time, not by its wall-clock time.
+    let offset_file = tmp.path().join("clock-offset-ms");
+    std::fs::write(&offset_file, "0").unwrap();
     let d = Daemon::start_env(
         &data,
         None,
         "review-browser",
-        &[("COURTREC_TEST_MEDIA_OFFSET_S", &(72 * 3600 - 2).to_string())],
+        &[
+            ("COURTREC_TEST_MEDIA_OFFSET_S", &(72 * 3600 - 2).to_string()),
+            (
+                "COURTREC_TEST_CLOCK_OFFSET_FILE",
+                offset_file.to_str().unwrap(),
+            ),
+        ],
     );
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
@@ -276,7 +286,16 @@ fn judges_and_parties_review_in_the_browser() {
     let id = mk("(2026)X0101民初777号");
     let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
     d.ok("POST", &p("open"), &clerk, None);
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&offset_file, "-600000").unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+            !events_of(&h, &["clock_step"]).is_empty()
+        }),
+        "the clock step is logged"
+    );
+    std::thread::sleep(Duration::from_secs(2));
     d.ok(
         "POST",
         &p("marks"),

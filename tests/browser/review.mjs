@@ -76,7 +76,17 @@ try {
   check(c.frames > 5, `the composite plays (${c.frames} frames decoded)`);
   check(!(await page.textContent("#wall-time")).includes("—"), "the wall-clock time of the frame is shown");
 
-  // Seek to the clerk's mark.
+  // The clock step is told in plain words, in the page's language.
+  const stepText = await page.evaluate(() => {
+    const li = document.querySelector("#h-events li[data-kind=clock_step]");
+    return li ? [li.textContent, i18n.t("ev_clock_step"), i18n.t("clock_step_text", { s: "-10 min 0.0 s" })] : null;
+  });
+  check(
+    stepText && stepText[0].includes(stepText[1]) && stepText[0].includes(stepText[2]),
+    `the clock step is in the hearing's log (${stepText && stepText[0]})`,
+  );
+
+  // Seek to the clerk's mark (after the clock was set back: placed by media time).
   await page.click("#h-events li[data-kind=mark]");
   await page.waitForTimeout(300);
   c = await media("v-composite");
