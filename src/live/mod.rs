@@ -19,9 +19,16 @@
 //! channel (a lagging writer skips, never blocks the recording), and a viewer that
 //! stops answering is dropped once ICE declares its connection failed.
 
+mod negotiate;
+mod policy;
+mod reports;
 pub mod rtmp;
 pub mod watch;
 pub mod whip;
+
+use negotiate::{gather, whip_offer};
+pub use policy::enforce;
+pub use reports::{capture_clock_report, ntp_to_unix_ns};
 
 use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
@@ -41,7 +48,6 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
@@ -131,37 +137,6 @@ pub type KeyframeFn = Arc<dyn Fn() + Send + Sync>;
 
 /// The capture pipeline's running time now, in ns (what RTP timestamps count).
 pub type ClockFn = Arc<dyn Fn() -> Option<i64> + Send + Sync>;
-
-/// How often each viewer gets a sender report per track (RFC 3550 suggests 5 s at
-/// most; browsers start lip sync at the first one).
-const SENDER_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// RTP clock rates of the public stream's video and audio.
-const CLOCK_RATES: [i64; 2] = [90_000, 48_000];
-
-/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
-const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
-
-/// A sender report's two clocks for "now": the NTP wall clock, and the RTP timestamp a
-/// frame captured now carries (the payloaders have no random offset: RTP timestamps
-/// are the pipeline's running time at the clock rate). The webrtc crate's own sender
-/// reports map the time a packet was *sent*, which puts the encoders' delay into the
-/// picture and sound unequally (lip sync off by the difference) and hides it from any
-/// latency measurement.
-pub fn capture_clock_report(running_ns: i64, unix_ns: i64, clock_rate: i64) -> (u64, u32) {
-    let unix_ns = unix_ns.max(0) as u64;
-    let secs = unix_ns / 1_000_000_000 + NTP_UNIX_OFFSET_S;
-    let frac = ((unix_ns % 1_000_000_000) << 32) / 1_000_000_000;
-    let rtp = (i128::from(running_ns.max(0)) * i128::from(clock_rate) / 1_000_000_000) as u64;
-    ((secs << 32) | frac, rtp as u32)
-}
-
-/// The Unix time in ns of an NTP timestamp (inverse of `capture_clock_report`'s).
-pub fn ntp_to_unix_ns(ntp: u64) -> i64 {
-    let secs = (ntp >> 32) as i64 - NTP_UNIX_OFFSET_S as i64;
-    let frac_ns = ((ntp & 0xffff_ffff) * 1_000_000_000) >> 32;
-    secs * 1_000_000_000 + frac_ns as i64
-}
 
 /// Who may join: connected viewers count towards `max_viewers`; offers whose
 /// connection is not up yet are *pending*, capped in all and per address (a few offers
@@ -610,64 +585,6 @@ impl Relay {
         );
     }
 
-    /// Sends each connected viewer a sender report per track on the capture clock
-    /// (see `capture_clock_report`), once a second.
-    async fn sender_reports(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(SENDER_REPORT_INTERVAL);
-        loop {
-            tick.tick().await;
-            type Senders = [(Arc<RTCRtpSender>, (u64, u64)); 2];
-            let viewers: Vec<(Arc<RTCPeerConnection>, Senders)> =
-                self.viewers.lock().map_or(Vec::new(), |v| {
-                    v.values()
-                        .filter(|v| v.pc.connection_state() == RTCPeerConnectionState::Connected)
-                        .map(|v| (v.pc.clone(), v.senders.clone()))
-                        .collect()
-                });
-            if viewers.is_empty() {
-                continue;
-            }
-            // Both clocks read together: the mapping is as exact as these two reads.
-            let Some(running_ns) = (self.clock)() else {
-                continue;
-            };
-            let unix_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-            let sent = [0, 1].map(|i| {
-                (
-                    self.sent[i].0.load(Ordering::Relaxed),
-                    self.sent[i].1.load(Ordering::Relaxed),
-                )
-            });
-            for (pc, senders) in viewers {
-                let mut reports: Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>> =
-                    Vec::new();
-                for (i, (sender, (p0, b0))) in senders.iter().enumerate() {
-                    let Some(ssrc) = sender
-                        .get_parameters()
-                        .await
-                        .encodings
-                        .first()
-                        .map(|e| e.ssrc)
-                    else {
-                        continue;
-                    };
-                    let (ntp_time, rtp_time) =
-                        capture_clock_report(running_ns, unix_ns, CLOCK_RATES[i]);
-                    reports.push(Box::new(SenderReport {
-                        ssrc,
-                        ntp_time,
-                        rtp_time,
-                        packet_count: sent[i].0.wrapping_sub(*p0) as u32,
-                        octet_count: sent[i].1.wrapping_sub(*b0) as u32,
-                        ..Default::default()
-                    }));
-                }
-                // A viewer going away meanwhile is not an error.
-                let _ = pc.write_rtcp(&reports).await;
-            }
-        }
-    }
-
     /// Ends a viewer's session. False if there was none.
     pub async fn remove(&self, session: &str) -> bool {
         let v = self.viewers.lock().ok().and_then(|mut v| v.remove(session));
@@ -712,155 +629,5 @@ impl Relay {
         for s in gone {
             self.remove(&s).await;
         }
-    }
-}
-
-/// How often the stream's policy is applied (approval, cut, recess, exclusions).
-const ENFORCE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Keeps the public stream in line with the hearings' policy: encodes it only while
-/// someone watches (or it is pushed to a platform) an approved, public, open hearing; pauses it when cut or in a
-/// non-public recess; leaves excluded sources out; drops every viewer of a hearing
-/// that may no longer be streamed (withdrawn, closed).
-pub async fn enforce(
-    hearings: Arc<crate::recording::hearings::HearingService>,
-    capture: Arc<crate::capture::pipeline::Capture>,
-    relay: Arc<Relay>,
-    egress: Option<Arc<rtmp::Egress>>,
-    whip: Option<Arc<whip::WhipEgress>>,
-    alarms: Arc<crate::monitor::Alarms>,
-) {
-    let mut tick = tokio::time::interval(ENFORCE_INTERVAL);
-    let mut last: Option<(bool, bool, Vec<String>)> = None;
-    loop {
-        tick.tick().await;
-        let doc = hearings.active_id().and_then(|id| hearings.get(&id).ok());
-        let streaming = doc.as_ref().filter(|d| d.streaming());
-        relay.drop_all_but(streaming.map(|d| d.id.as_str())).await;
-        relay.reap_pending().await;
-        if let Some(e) = &egress {
-            e.set_active(streaming.is_some());
-            // Court IT should see a platform that refuses or cannot be reached.
-            let failing = e.last_error.lock().ok().and_then(|l| l.clone());
-            match failing.filter(|_| streaming.is_some()) {
-                Some(why) => alarms.raise(crate::monitor::rtmp_alarm(&why)),
-                None => alarms.clear("rtmp_push_failed"),
-            }
-        }
-        if let Some(w) = &whip {
-            w.set_active(streaming.map(|d| d.id.as_str()));
-            let failing = w.last_error.lock().ok().and_then(|l| l.clone());
-            match failing.filter(|_| streaming.is_some()) {
-                Some(why) => alarms.raise(crate::monitor::whip_alarm(&why)),
-                None => alarms.clear("whip_push_failed"),
-            }
-        }
-        let want = match streaming {
-            Some(d) => (
-                relay.viewer_count(Some(&d.id)) > 0 || egress.is_some() || whip.is_some(),
-                d.stream_paused(),
-                d.livestream.excluded.clone(),
-            ),
-            None => (false, true, Vec::new()),
-        };
-        if last.as_ref() != Some(&want) {
-            capture.set_public(want.0, want.1, &want.2);
-            if want.0 {
-                capture.request_live_keyframe();
-            }
-            last = Some(want);
-        }
-    }
-}
-
-/// Sets `desc` as the local description and waits for every ICE candidate (WHEP and
-/// WHIP here do not trickle); returns the complete SDP.
-async fn gather(pc: &RTCPeerConnection, desc: RTCSessionDescription) -> Result<String> {
-    let mut gathered = pc.gathering_complete_promise().await;
-    pc.set_local_description(desc)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("local description: {e}")))?;
-    let _ = gathered.recv().await;
-    pc.local_description()
-        .await
-        .map(|l| l.sdp)
-        .ok_or_else(|| Error::new(ErrorKind::Internal, "no local description"))
-}
-
-/// The WHIP exchange (RFC 9725 section 4.2): POST the offer as `application/sdp`,
-/// expect 201 Created with the answer and a `Location`. Returns that location,
-/// resolved against `url`.
-async fn whip_offer(
-    pc: &RTCPeerConnection,
-    url: &str,
-    token: Option<&str>,
-) -> Result<Option<String>> {
-    let unavailable = |what: String| Error::new(ErrorKind::Unavailable, what);
-    let offer = pc
-        .create_offer(None)
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("offer: {e}")))?;
-    let sdp = gather(pc, offer).await?;
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .timeout(std::time::Duration::from_secs(10))
-        .header("content-type", "application/sdp")
-        .body(sdp);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let r = req
-        .send()
-        .await
-        .map_err(|e| unavailable(format!("the WHIP endpoint cannot be reached: {e}")))?;
-    let status = r.status();
-    if status.as_u16() != 201 {
-        let why = r.text().await.unwrap_or_default();
-        return Err(unavailable(format!(
-            "the WHIP endpoint answered {status}: {}",
-            why.chars().take(200).collect::<String>()
-        )));
-    }
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .and_then(|l| reqwest::Url::parse(url).ok()?.join(l).ok())
-        .map(|u| u.to_string());
-    let answer = r
-        .text()
-        .await
-        .map_err(|e| unavailable(format!("the WHIP answer was cut: {e}")))?;
-    let answer = RTCSessionDescription::answer(answer)
-        .map_err(|e| unavailable(format!("the WHIP answer is not SDP: {e}")))?;
-    pc.set_remote_description(answer)
-        .await
-        .map_err(|e| unavailable(format!("the WHIP answer cannot be used: {e}")))?;
-    Ok(location)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sender_reports_map_capture_time_to_wall_time() {
-        // 2026-11-27T10:00:00.25Z, running time 12.5 s.
-        let unix_ns = 1_795_773_600_250_000_000i64;
-        let (ntp, rtp) = capture_clock_report(12_500_000_000, unix_ns, 90_000);
-        assert_eq!(rtp, 1_125_000);
-        assert_eq!(ntp >> 32, 1_795_773_600 + NTP_UNIX_OFFSET_S);
-        assert_eq!(ntp & 0xffff_ffff, 1 << 30, "a quarter second");
-        // Back to Unix time within a nanosecond (the fraction's resolution).
-        assert!((ntp_to_unix_ns(ntp) - unix_ns).abs() <= 1);
-        // RTP time wraps at 2^32 like the payloaders' (13.25 h at 90 kHz).
-        let day_ns = 86_400_000_000_000i64;
-        let (_, rtp) = capture_clock_report(day_ns, unix_ns, 90_000);
-        assert_eq!(
-            rtp,
-            ((day_ns as i128 * 90_000 / 1_000_000_000) % (1 << 32)) as u32
-        );
-        let (_, rtp) = capture_clock_report(1_000_000_000, unix_ns, 48_000);
-        assert_eq!(rtp, 48_000);
     }
 }

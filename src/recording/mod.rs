@@ -5,6 +5,7 @@
 //! write segments and append them to the hearing's [`crate::archive::log::HearingLog`].
 
 mod clockstep;
+mod health;
 pub mod hearings;
 pub mod interleave;
 pub mod recorder;

@@ -26,22 +26,41 @@ fn anchors(ev: &EventRecord) -> bool {
     )
 }
 
-/// The anchor in force at `media_ns`: from the last anchoring event (in manifest
-/// order) at or before it. `None` before the open.
+/// A hearing's anchors, read once: (media time from which it holds, anchor), in
+/// manifest order.
+pub struct Anchors(Vec<(i64, i64)>);
+
+impl Anchors {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a EventRecord>) -> Anchors {
+        Anchors(
+            events
+                .into_iter()
+                .filter(|e| anchors(e))
+                .filter_map(|e| Some((e.media_time_ns?, parse_wall_ns(&e.wall_time)?)))
+                .map(|(t, w)| (t, w.saturating_sub(t)))
+                .collect(),
+        )
+    }
+
+    /// The anchor in force at `media_ns`: the last anchoring event (in manifest order)
+    /// at or before it. `None` before the open.
+    pub fn at(&self, media_ns: i64) -> Option<i64> {
+        let mut anchor = None;
+        for (from, a) in &self.0 {
+            if *from <= media_ns {
+                anchor = Some(*a);
+            }
+        }
+        anchor
+    }
+}
+
+/// [`Anchors::at`] for one lookup.
 pub fn anchor_ns<'a>(
     events: impl IntoIterator<Item = &'a EventRecord>,
     media_ns: i64,
 ) -> Option<i64> {
-    let mut anchor = None;
-    for ev in events.into_iter().filter(|e| anchors(e)) {
-        let Some(t) = ev.media_time_ns.filter(|t| *t <= media_ns) else {
-            continue;
-        };
-        if let Some(w) = parse_wall_ns(&ev.wall_time) {
-            anchor = Some(w.saturating_sub(t));
-        }
-    }
-    anchor
+    Anchors::of(events).at(media_ns)
 }
 
 /// The latest anchor of a hearing (what recording goes on with).
@@ -56,12 +75,7 @@ pub fn media_of_wall<'a>(
     events: impl IntoIterator<Item = &'a EventRecord>,
     wall_ns: i64,
 ) -> Option<i64> {
-    let spans: Vec<(i64, i64)> = events
-        .into_iter()
-        .filter(|e| anchors(e))
-        .filter_map(|e| Some((e.media_time_ns?, parse_wall_ns(&e.wall_time)?)))
-        .map(|(t, w)| (t, w.saturating_sub(t)))
-        .collect();
+    let spans = Anchors::of(events).0;
     let first = spans.first()?;
     for (i, (from, anchor)) in spans.iter().enumerate().rev() {
         let m = wall_ns.saturating_sub(*anchor);

@@ -11,7 +11,7 @@
 use super::report::Report;
 use super::timeline::fmt_t;
 use crate::records::{Entry, EventKind, EventRecord, Record};
-use crate::wallclock::{anchor_ns, fmt_step, parse_wall_ns};
+use crate::wallclock::{Anchors, fmt_step, parse_wall_ns};
 use std::collections::BTreeMap;
 
 /// How far a segment's wall time may stray from its anchor: the manifest keeps
@@ -42,15 +42,15 @@ pub(crate) fn check(entries: &[&Entry], r: &mut Report) {
             ),
         );
     }
+    let anchors = Anchors::of(events.iter().copied());
     let mut off: BTreeMap<&str, usize> = BTreeMap::new();
     for e in entries {
         let Record::Segment(s) = &e.record else {
             continue;
         };
-        let (Some(anchor), Some(wall)) = (
-            anchor_ns(events.iter().copied(), s.media_start_ns),
-            parse_wall_ns(&s.wall_start),
-        ) else {
+        let (Some(anchor), Some(wall)) =
+            (anchors.at(s.media_start_ns), parse_wall_ns(&s.wall_start))
+        else {
             continue;
         };
         let diff_ns = wall.saturating_sub(anchor.saturating_add(s.media_start_ns));

@@ -1,0 +1,149 @@
+use super::*;
+use crate::archive::index::Index;
+use crate::archive::records::{
+    EventKind, EventRecord, HearingMeta, TrackInfo, TrackKind, Visibility,
+};
+use crate::capture::FrameSink;
+use crate::media::StreamType;
+use crate::recording::router::tests::key;
+
+struct NoReport;
+impl WriterReport for NoReport {
+    fn track_failed(&self, _: &str, _: &crate::error::Error) {}
+    fn track_ok(&self, _: &str) {}
+    fn frames_dropped(&self, _: &str, _: u64) {}
+}
+
+#[test]
+fn a_writer_is_stuck_only_with_frames_waiting_and_none_taken() {
+    let p = Progress::new();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(!p.stuck(Duration::from_millis(10)), "nothing waits: idle");
+    p.sent.fetch_add(2, Ordering::Relaxed);
+    assert!(
+        p.stuck(Duration::from_millis(10)),
+        "frames wait, none taken"
+    );
+    assert!(!p.stuck(Duration::from_secs(5)), "not for long yet");
+    p.took();
+    assert!(!p.stuck(Duration::from_millis(10)), "just took one");
+    p.took();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(!p.stuck(Duration::from_millis(10)), "caught up: idle again");
+}
+
+/// A one-track session (cam1) writing into a temporary hearing folder.
+fn session(tmp: &std::path::Path) -> (Session, Index) {
+    let index = Index::open(&tmp.join("index")).unwrap();
+    let dir = HearingDir {
+        root: tmp.join("h1"),
+    };
+    let info = TrackInfo {
+        name: "cam1".into(),
+        kind: TrackKind::Video,
+        role: "judge".into(),
+        label: String::new(),
+    };
+    let mut created = EventRecord::new(
+        "h1",
+        "d",
+        EventKind::Created,
+        "2026-01-01T00:00:00.000Z".into(),
+    );
+    created.meta = Some(HearingMeta {
+        case_number: "1".into(),
+        title: "t".into(),
+        courtroom: "c".into(),
+        visibility: Visibility::Public,
+        scheduled_start: None,
+        tracks: vec![info.clone()],
+    });
+    let log = Arc::new(Mutex::new(
+        HearingLog::create(
+            dir.clone(),
+            Some(Arc::new(index.clone())),
+            Record::Event(created),
+            None,
+        )
+        .unwrap(),
+    ));
+    let spec = TrackSpec {
+        info,
+        streams: vec![StreamType::H264],
+    };
+    let session = Session::start(
+        "h1",
+        dir,
+        &[spec],
+        &[1],
+        SegmentSettings {
+            segment_target_ns: 2_000_000_000,
+            fsync_interval_ns: 500_000_000,
+            disk_reserve_bytes: 0,
+        },
+        Duration::from_millis(300),
+        Timebase {
+            base_rt_ns: 0,
+            wall_at_base_unix_ns: 0,
+        },
+        log,
+        "d",
+        Arc::new(NoReport),
+    );
+    (session, index)
+}
+
+#[test]
+fn a_frame_that_arrives_before_begin_is_kept_if_it_is_at_or_after_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (session, index) = session(tmp.path());
+    // Frames reach the session before begin(): one before the start, one after it.
+    session.route(0, key(900));
+    session.route(0, key(1000));
+    session.begin(950_000_000, Vec::new());
+    session.route(0, key(1066));
+    session.stop(2_000_000_000, &NoReport);
+    let segs = index.segments("h1", "cam1").unwrap();
+    assert_eq!(segs.len(), 1);
+    assert_eq!(
+        segs[0].media_start_ns, 1_000_000_000,
+        "recording starts at the early keyframe at 1.000 s, not before the start"
+    );
+}
+
+#[test]
+fn a_keyframe_that_went_by_before_the_session_existed_is_recorded() {
+    // Frames can reach the router before the clock reads their timestamp: the
+    // session must still get a keyframe stamped at or after its start.
+    let tmp = tempfile::tempdir().unwrap();
+    let (session, index) = session(tmp.path());
+    let session = Arc::new(session);
+    let router = Router::new(1);
+    router.push(0, key(500));
+    router.push(0, key(1000));
+    let recent = router.install(session.clone());
+    router.push(
+        0,
+        Frame {
+            keyframe: false,
+            ..key(1066)
+        },
+    );
+    session.begin(950_000_000, recent);
+    router.push(
+        0,
+        Frame {
+            keyframe: false,
+            ..key(1133)
+        },
+    );
+    session.stop(2_000_000_000, &NoReport);
+    router.clear();
+    let segs = index.segments("h1", "cam1").unwrap();
+    assert_eq!(segs.len(), 1);
+    assert_eq!(segs[0].media_start_ns, 1_000_000_000);
+    assert_eq!(
+        segs[0].media_duration_ns,
+        1_133_000_000 + 66_666_667 - 1_000_000_000
+    );
+}
