@@ -248,7 +248,8 @@ fn a_clock_step_while_recording_is_logged_and_times_follow_it() {
     // A crash after the steps: the hearing resumes on the corrected clock.
     d.kill9();
     d.restart();
-    sleep_s(4.0);
+    let rec3 = recorded_s(&data, &id);
+    wait_recorded(&data, &id, rec3 + 3.0);
     assert_eq!(steps(&d).len(), 2, "a restart is not a clock step");
     // The clock set back 2 h 50 min while the box is down (more than it is down):
     // media time goes on from where it was, and the step is logged at the restart.
@@ -256,7 +257,8 @@ fn a_clock_step_while_recording_is_logged_and_times_follow_it() {
     std::fs::write(&offset_file, "-7200000").unwrap();
     d.restart();
     let clerk = d.login("clerk", "demo");
-    sleep_s(4.0);
+    let rec4 = recorded_s(&data, &id);
+    wait_recorded(&data, &id, rec4 + 3.0);
     d.ok("POST", &p("close"), &clerk, None);
     let ev = steps(&d);
     assert_eq!(ev.len(), 3, "{ev:?}");

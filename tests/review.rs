@@ -286,7 +286,7 @@ fn judges_and_parties_review_in_the_browser() {
     let id = mk("(2026)X0101民初777号");
     let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
     d.ok("POST", &p("open"), &clerk, None);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_recorded(&data, &id, 3.0);
     std::fs::write(&offset_file, "-600000").unwrap();
     assert!(
         wait_for(Duration::from_secs(10), || {
@@ -295,7 +295,8 @@ fn judges_and_parties_review_in_the_browser() {
         }),
         "the clock step is logged"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    let before_mark = recorded_s(&data, &id);
+    wait_recorded(&data, &id, before_mark + 2.0);
     d.ok(
         "POST",
         &p("marks"),
