@@ -105,10 +105,16 @@ class Daemon:
             raise RuntimeError(f"login: {st} {v}")
         return v["token"]
 
-    def hearing(self, title):
+    def open_hearing(self, title):
+        """Creates a public hearing and opens it; returns its id."""
         h = self.ok("POST", "/hearings", {"case_number": f"(2026)X0101民初{random.randint(100, 999)}号",
                                            "title": title, "visibility": "public"})
+        self.ok("POST", f"/hearings/{h['id']}/open")
         return h["id"]
+
+    def close_and_stop(self, hid):
+        self.ok("POST", f"/hearings/{hid}/close")
+        self.stop()
 
     def signal(self, sig, wait_s=30):
         self.proc.send_signal(sig)
@@ -198,29 +204,25 @@ def analyse(data, hid):
 def kills(n=20):
     data = os.path.join(WORK, "kills")
     d = Daemon(data)
-    hid = d.hearing("20 SIGKILLs")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("20 SIGKILLs")
     for _ in range(n):
         time.sleep(random.uniform(1.0, 6.0))
         d.signal(signal.SIGKILL)
         d.start()
     time.sleep(3)
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     return data, hid, f"{n} SIGKILLs at random moments"
 
 
 def sigterm():
     data = os.path.join(WORK, "sigterm")
     d = Daemon(data)
-    hid = d.hearing("SIGTERM")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("SIGTERM")
     time.sleep(5)
     d.signal(signal.SIGTERM)
     d.start()
     time.sleep(5)
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     return data, hid, "SIGTERM during a hearing, restarted"
 
 
@@ -240,8 +242,7 @@ def disk_full():
                     '[[camera]]\nid = "cam2"\nkind = "test"\nrole = "witness"\npattern = "snow"\nbitrate_kbps = 2000\n'
                     '[[microphone]]\nid = "mic1"\nkind = "test"\nrole = "judge"\n' + users_toml())
         d = Daemon(data, cfg)
-        hid = d.hearing("disk full")
-        d.ok("POST", f"/hearings/{hid}/open")
+        hid = d.open_hearing("disk full")
         free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
@@ -251,8 +252,7 @@ def disk_full():
         os.remove(filler)
         back = d.wait_alarm(lambda a: not any(k.startswith("recording_failed:") for k in a), 30)
         time.sleep(3)
-        d.ok("POST", f"/hearings/{hid}/close")
-        d.stop()
+        d.close_and_stop(hid)
         out = analyse(data, hid)
         out["note"] = ("reserve reached" if full else "reserve NOT reached") + (", resumed" if back else ", NOT resumed")
         return out, "disk filled to the reserve, then freed"
@@ -285,8 +285,7 @@ def flapping_camera(period_s=3, total_s=60):
     cam = start_cam()
     data = os.path.join(WORK, "flap")
     d = Daemon(data, ip_config("flap", f"rtsp://127.0.0.1:{port}/cam"))
-    hid = d.hearing("flapping camera")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("flapping camera")
     t_end = time.time() + total_s
     while time.time() < t_end:
         time.sleep(period_s)
@@ -296,8 +295,7 @@ def flapping_camera(period_s=3, total_s=60):
         else:
             cam = start_cam()
     cam.kill()
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     return data, hid, f"an RTSP camera unplugged and back every {period_s} s for {total_s} s"
 
 
@@ -333,11 +331,9 @@ def garbage_camera(total_s=15):
     t.start()
     data = os.path.join(WORK, "garbage")
     d = Daemon(data, ip_config("garbage", f"rtsp://127.0.0.1:{port}/cam"))
-    hid = d.hearing("garbage camera")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("garbage camera")
     time.sleep(total_s)
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     stop.set()
     srv.close()
     return data, hid, "an RTSP camera that sends garbage"
@@ -346,11 +342,9 @@ def garbage_camera(total_s=15):
 def index_deleted():
     data = os.path.join(WORK, "index")
     d = Daemon(data)
-    hid = d.hearing("index deleted")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("index deleted")
     time.sleep(5)
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     subprocess.run(["rm", "-rf", os.path.join(data, "index")], check=True)
     rep = subprocess.run([BIN, "check", "--repair", "--data-dir", data], capture_output=True, text=True)
     d.start()
@@ -367,15 +361,13 @@ def clock_steps():
         f.write("0")
     data = os.path.join(WORK, "clock")
     d = Daemon(data, env={"COURTREC_TEST_CLOCK_OFFSET_FILE": off})
-    hid = d.hearing("clock steps")
-    d.ok("POST", f"/hearings/{hid}/open")
+    hid = d.open_hearing("clock steps")
     for ms in ("3600000", "3000000"):  # +1 h, then -10 min
         time.sleep(5)
         with open(off, "w") as f:
             f.write(ms)
     time.sleep(5)
-    d.ok("POST", f"/hearings/{hid}/close")
-    d.stop()
+    d.close_and_stop(hid)
     return data, hid, "the clock stepped +1 h, then -10 min"
 
 

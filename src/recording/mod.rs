@@ -5,6 +5,8 @@
 //! write segments and append them to the hearing's [`crate::archive::log::HearingLog`].
 
 mod clockstep;
+#[cfg(test)]
+mod fixtures;
 mod health;
 pub mod hearings;
 pub mod interleave;

@@ -279,13 +279,7 @@ pub fn adopt_orphans(
         })
         .map(|m| m.tracks.iter().map(|t| t.name.clone()).collect())
         .unwrap_or_default();
-    let events: Vec<&EventRecord> = entries
-        .iter()
-        .filter_map(|e| match &e.record {
-            Record::Event(ev) => Some(ev),
-            _ => None,
-        })
-        .collect();
+    let events: Vec<&EventRecord> = entries.iter().filter_map(|e| e.event()).collect();
     let tracks_dir = dir.root.join("tracks");
     let Ok(tracks) = std::fs::read_dir(&tracks_dir) else {
         return Ok(0);
@@ -384,25 +378,7 @@ mod tests {
         let dir = HearingDir {
             root: tmp.join("h1"),
         };
-        let mut created = EventRecord::new(
-            "h1",
-            "d",
-            EventKind::Created,
-            "2026-01-01T00:00:00.000Z".into(),
-        );
-        created.meta = Some(HearingMeta {
-            case_number: "1".into(),
-            title: "t".into(),
-            courtroom: "c".into(),
-            visibility: Visibility::Public,
-            scheduled_start: None,
-            tracks: vec![TrackInfo {
-                name: "cam1".into(),
-                kind: TrackKind::Video,
-                role: "judge".into(),
-                label: String::new(),
-            }],
-        });
+        let created = crate::recording::fixtures::created_h1();
         let entry = Entry {
             n: 0,
             prev: "0".repeat(64),

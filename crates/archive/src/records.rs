@@ -205,6 +205,16 @@ pub struct Entry<R = Record> {
     pub record: R,
 }
 
+impl Entry {
+    /// The line's event, if it is one.
+    pub fn event(&self) -> Option<&EventRecord> {
+        match &self.record {
+            Record::Event(ev) => Some(ev),
+            Record::Segment(_) => None,
+        }
+    }
+}
+
 /// Wall-clock time as the manifest writes it.
 pub fn format_wall(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -1,8 +1,5 @@
 use super::*;
 use crate::archive::index::Index;
-use crate::archive::records::{
-    EventKind, EventRecord, HearingMeta, TrackInfo, TrackKind, Visibility,
-};
 use crate::capture::FrameSink;
 use crate::media::StreamType;
 use crate::recording::router::tests::key;
@@ -38,26 +35,8 @@ fn session(tmp: &std::path::Path) -> (Session, Index) {
     let dir = HearingDir {
         root: tmp.join("h1"),
     };
-    let info = TrackInfo {
-        name: "cam1".into(),
-        kind: TrackKind::Video,
-        role: "judge".into(),
-        label: String::new(),
-    };
-    let mut created = EventRecord::new(
-        "h1",
-        "d",
-        EventKind::Created,
-        "2026-01-01T00:00:00.000Z".into(),
-    );
-    created.meta = Some(HearingMeta {
-        case_number: "1".into(),
-        title: "t".into(),
-        courtroom: "c".into(),
-        visibility: Visibility::Public,
-        scheduled_start: None,
-        tracks: vec![info.clone()],
-    });
+    let info = crate::recording::fixtures::cam1();
+    let created = crate::recording::fixtures::created_h1();
     let log = Arc::new(Mutex::new(
         HearingLog::create(
             dir.clone(),

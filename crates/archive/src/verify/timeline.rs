@@ -46,13 +46,7 @@ pub(crate) fn check(
     }) else {
         return;
     };
-    let events: Vec<&EventRecord> = entries
-        .iter()
-        .filter_map(|e| match &e.record {
-            Record::Event(ev) => Some(ev),
-            _ => None,
-        })
-        .collect();
+    let events: Vec<&EventRecord> = entries.iter().filter_map(|e| e.event()).collect();
     // Why media may be missing: before the open, after the close, during recesses,
     // device faults and crashes.
     let mut excuses: Vec<Excuse> = Vec::new();

@@ -22,13 +22,7 @@ const TOLERANCE_NS: i64 = 1_000_000_000;
 const NOTES_PER_TRACK: usize = 3;
 
 pub(crate) fn check(entries: &[&Entry], r: &mut Report) {
-    let events: Vec<&EventRecord> = entries
-        .iter()
-        .filter_map(|e| match &e.record {
-            Record::Event(ev) => Some(ev),
-            _ => None,
-        })
-        .collect();
+    let events: Vec<&EventRecord> = entries.iter().filter_map(|e| e.event()).collect();
     for ev in events.iter().filter(|e| e.kind == EventKind::ClockStep) {
         let step = ev
             .step_ms
