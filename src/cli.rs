@@ -303,7 +303,7 @@ pub fn export(
     tracks: Vec<String>,
     actor: Option<String>,
 ) -> Result<(), String> {
-    use crate::archive::{DataDir, bundle, manifest};
+    use crate::archive::{DataDir, bundle};
     if hearing.is_empty()
         || !hearing
             .chars()
@@ -347,17 +347,6 @@ pub fn export(
         key,
         devlog: Some(std::sync::Arc::new(devlog)),
     };
-    let m = manifest::read(&dir.manifest()).map_err(|e| e.to_string())?;
-    let doc =
-        crate::archive::index::HearingDoc::from_entries(&m.entries).map_err(|e| e.to_string())?;
-    let from_ns = from
-        .map(|t| bundle::parse_time(t, &doc.events))
-        .transpose()
-        .map_err(|e| e.to_string())?;
-    let to_ns = to
-        .map(|t| bundle::parse_time(t, &doc.events))
-        .transpose()
-        .map_err(|e| e.to_string())?;
     let actor = actor.unwrap_or_else(|| {
         let user = std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
@@ -365,10 +354,10 @@ pub fn export(
         format!("cli:{user}")
     });
     let req = bundle::ExportRequest {
-        from_ns,
-        to_ns,
+        typed: [from.map(str::to_string), to.map(str::to_string)],
         tracks,
         actor,
+        ..Default::default()
     };
     let progress = crate::archive::progress::TermProgress::new("exporting", false);
     let s = bundle::export(&dir.root, out, &req, signer, &progress);

@@ -66,6 +66,7 @@ pub async fn export(
             to_ns: time(body.to)?,
             tracks: body.tracks,
             actor: caller.user.clone(),
+            ..Default::default()
         };
         ex.submit(&id, req)
     })
