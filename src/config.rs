@@ -232,6 +232,11 @@ impl Default for Exports {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Composite {
+    /// `false`: no composite track (no multi-pane picture with the time burned in, no
+    /// mixed sound): the cameras and microphones are recorded as they are, at the
+    /// least CPU. For courts that burn the time in elsewhere (in the cameras); the
+    /// review page then plays the first camera as its main picture.
+    pub enabled: bool,
     /// Number of panes: 1, 4, 5 (default: judges large) or 6.
     pub layout: u8,
     pub width: u32,
@@ -244,6 +249,7 @@ pub struct Composite {
 impl Default for Composite {
     fn default() -> Self {
         Composite {
+            enabled: true,
             layout: 5,
             width: 1280,
             height: 720,

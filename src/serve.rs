@@ -66,8 +66,9 @@ pub fn run(cfg: Config) -> Result<()> {
         previews.clone(),
     )?);
     capture.wait_running(Duration::from_secs(10))?;
-    // Before resuming a hearing, let every encoder start, so the keyframe request that
-    // starts recording is honoured on every track at once.
+    // Before resuming a hearing (or letting the encoders rest until one opens: see
+    // `Router::wait_all_flowing`), let every encoder start, so the keyframe request
+    // that starts recording is honoured on every track at once.
     for i in router.wait_all_flowing(Duration::from_secs(10)) {
         tracing::warn!(track = %specs[i].info.name, "no frames yet from this track; it will be recorded once it starts");
     }
@@ -203,7 +204,7 @@ pub fn run(cfg: Config) -> Result<()> {
         room: Some(crate::http::Room {
             hearings: hearings.clone(),
             sources,
-            previews,
+            previews: previews.clone(),
             relay: relay.clone(),
         }),
         central: None,
@@ -232,6 +233,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let settings = settings(&cfg);
     let notifier = notify::Notifier::from_env();
     let health_hearings = hearings.clone();
+    let health_previews = previews.clone();
     rt.block_on(async move {
         tokio::spawn(enforcer);
         crate::http::server::serve(
@@ -247,6 +249,7 @@ pub fn run(cfg: Config) -> Result<()> {
                         n,
                         health::BoxHealth {
                             hearings: health_hearings,
+                            previews: health_previews,
                             data_dir: data.root.clone(),
                             http: plain,
                             stall_after: lost * 2 + Duration::from_secs(1),

@@ -488,3 +488,103 @@ fn an_unsynchronised_clock_is_an_alarm_before_and_a_fault_during_a_hearing() {
         None,
     );
 }
+
+/// The frames the track's encoder has delivered so far (court IT's metric).
+fn frames(d: &Daemon, token: &str, track: &str) -> f64 {
+    let (_, text) = scrape(d, Some(token));
+    sample(
+        &text,
+        &format!("courtrec_track_frames_total{{track=\"{track}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+/// How far after the open each track's first segment starts (ms), from the manifest.
+fn start_lag_ms(hearing: &std::path::Path) -> HashMap<String, i64> {
+    let text = std::fs::read_to_string(hearing.join("manifest.jsonl")).unwrap();
+    let recs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"].clone())
+        .collect();
+    let open = recs
+        .iter()
+        .find(|r| r["kind"] == "open")
+        .and_then(|r| r["media_time_ns"].as_i64())
+        .unwrap();
+    let mut lag = HashMap::new();
+    for r in recs.iter().filter(|r| r["type"] == "segment") {
+        let track = r["track"].as_str().unwrap().to_string();
+        lag.entry(track)
+            .or_insert((r["media_start_ns"].as_i64().unwrap() - open) / 1_000_000);
+    }
+    lag
+}
+
+/// Between hearings nothing consumes the recording encoders' output, so they rest (a
+/// box idles most of the day); every track still starts at the open, at the resume
+/// after a recess, and in the next hearing. A courtroom may also record without a
+/// composite (`[composite] enabled = false`): its cameras and microphones only.
+#[test]
+fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("room.toml");
+    let room = |composite: bool| {
+        format!(
+            "[courtroom]\nid = \"room-8\"\nname = \"Room 8\"\n[composite]\nenabled = {composite}\n\
+             [[camera]]\nid = \"judge\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
+            users_toml()
+        )
+    };
+    std::fs::write(&cfg, room(true)).unwrap();
+    let data = tmp.path().join("data");
+    let mut d = Daemon::start(&data, Some(&cfg), "rest");
+    let admin = d.login("admin", "demo");
+    let clerk = d.login("clerk", "demo");
+    let resting = |what: &str| {
+        evidence::sleep_s(0.5);
+        let before = ["judge", "m1", "composite"].map(|t| frames(&d, &admin, t));
+        evidence::sleep_s(1.5);
+        let after = ["judge", "m1", "composite"].map(|t| frames(&d, &admin, t));
+        assert_eq!(before, after, "{what}: the encoders should rest");
+    };
+    resting("after start");
+    for case in ["(2026)X0101民初21号", "(2026)X0101民初22号"] {
+        let before = frames(&d, &admin, "judge");
+        let id = evidence::record(&d, &clerk, case, 3.0);
+        assert!(
+            frames(&d, &admin, "judge") > before + 30.0,
+            "{case}: recorded"
+        );
+        let dir = data.join("hearings").join(&id);
+        let lag = start_lag_ms(&dir);
+        assert_eq!(lag.len(), 3, "{case}: {lag:?}");
+        // A track whose encoder missed the keyframe request would start at its next
+        // keyframe, up to a second late.
+        assert!(
+            lag.values().all(|&ms| (0..300).contains(&ms)),
+            "{case}: every track starts at the open: {lag:?}"
+        );
+        evidence::expect(&dir, &[], evidence::OK, "VERIFIED", case);
+        resting(case);
+    }
+
+    d.stop();
+    std::fs::write(&cfg, room(false)).unwrap();
+    d.restart();
+    let clerk = d.login("clerk", "demo");
+    let id = evidence::record(&d, &clerk, "(2026)X0101民初23号", 3.0);
+    let h = d.ok("GET", &format!("/api/v1/hearings/{id}"), &clerk, None);
+    let names: Vec<&str> = h["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["judge", "m1"], "no composite: {h}");
+    assert!(h["recorded_ms"].as_u64().unwrap() > 2000, "{h}");
+    let dir = data.join("hearings").join(&id);
+    evidence::expect(&dir, &[], evidence::OK, "VERIFIED", "without a composite");
+    d.stop();
+}

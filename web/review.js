@@ -138,7 +138,10 @@ async function search() {
   const r = await guarded(() => api.call("GET", "/hearings?" + q.toString()));
   if (seq !== searchSeq) return;
   const rows = r.hearings.map((h) => {
-    const dur = h.tracks.find((t) => t.name === "composite");
+    // The composite's duration, or (a courtroom without one) the longest track's.
+    const dur =
+      h.tracks.find((t) => t.name === "composite") ||
+      h.tracks.reduce((a, t) => (!a || t.duration_ms > a.duration_ms ? t : a), null);
     const st = i18n.t("state_" + h.state) + (h.interrupted ? i18n.t("state_interrupted") : "");
     const integ = integrityOf(h);
     return `<tr data-id="${esc(h.id)}"><td>${esc(h.case_number)}</td><td>${esc(h.title)}</td>
@@ -210,7 +213,8 @@ function applyAudio() {
   const mixed = !rv.solo && !rv.separate;
   master().muted = !mixed;
   for (const m of rv.mics) {
-    m.el.muted = rv.solo ? m.name !== rv.solo : mixed || rv.muted.has(m.name);
+    // The mix is the composite's sound; without a composite, every microphone plays.
+    m.el.muted = rv.solo ? m.name !== rv.solo : (mixed && rv.hasMix) || rv.muted.has(m.name);
   }
   const soloMic = rv.mics.find((m) => m.name === rv.solo);
   $("audio-mode").textContent = rv.solo
@@ -461,7 +465,11 @@ async function doExport(body) {
 }
 $("export-all").addEventListener("click", () => doExport({}));
 $("export-sel").addEventListener("click", () => {
-  const tracks = ["composite", $("camera-select").value, ...rv.mics.map((m) => m.name)].filter(Boolean);
+  const tracks = [
+    ...new Set(
+      [rv.hasMix ? "composite" : null, $("camera-select").value, ...rv.mics.map((m) => m.name)].filter(Boolean),
+    ),
+  ];
   // Times from the open when the playlist gives media times (a range in wall-clock
   // times is ambiguous across a clock set back).
   const open = rv.hearing.events.find((e) => e.kind === "open");
@@ -492,10 +500,15 @@ async function openHearing(id) {
   renderArchive(h);
   $("integrity-detail").hidden = true;
   $("export-result").textContent = "";
-  const comp = h.tracks.find((t) => t.name === "composite");
   const cams = h.tracks.filter((t) => t.kind === "video");
   const mics = h.tracks.filter((t) => t.kind === "audio");
-  const hls = attach(master(), comp.playlist_url);
+  // The main picture: the composite, or (a courtroom recorded without one) the first
+  // camera, whose timeline the other tracks follow the same way.
+  const comp = h.tracks.find((t) => t.name === "composite");
+  rv.hasMix = Boolean(comp);
+  const main = comp || cams[0] || mics[0];
+  if (!main) return;
+  const hls = attach(master(), main.playlist_url);
   hls.on(Hls.Events.LEVEL_LOADED, (_, data) => {
     rv.fragments = data.details.fragments.map((f) => {
       const tag = (f.tagList || []).find((t) => t[0] === "COURTREC-MEDIA-MS");

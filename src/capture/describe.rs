@@ -20,6 +20,7 @@ const MIC_TEST: &str = include_str!("../../pipelines/mic-test.gst");
 const MIC_ALSA: &str = include_str!("../../pipelines/mic-alsa.gst");
 const MIC_PULSE: &str = include_str!("../../pipelines/mic-pulse.gst");
 const MIC_RECORD: &str = include_str!("../../pipelines/mic-record.gst");
+const MIC_MIX: &str = include_str!("../../pipelines/mic-mix.gst");
 const COMPOSITE: &str = include_str!("../../pipelines/composite.gst");
 const PREVIEW: &str = include_str!("../../pipelines/preview.gst");
 const PUBLIC: &str = include_str!("../../pipelines/public.gst");
@@ -284,8 +285,10 @@ pub fn describe(cfg: &Config) -> Description {
             vars.push(("pane", pane.to_string()));
             vars.push(("pane_width", w.to_string()));
             vars.push(("pane_height", h.to_string()));
-            main.push(fill(CAMERA_PANE, &vars));
-            pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
+            if comp.enabled {
+                main.push(fill(CAMERA_PANE, &vars));
+                pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
+            }
             let (px, py, pw, ph) = pub_panes[pane];
             main.push(fill(
                 PUBLIC_PANE,
@@ -327,6 +330,9 @@ pub fn describe(cfg: &Config) -> Description {
         ];
         main.push(fill(MIC_SLOT, &vars));
         main.push(fill(MIC_RECORD, &vars));
+        if comp.enabled {
+            main.push(fill(MIC_MIX, &vars));
+        }
         // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
         main.push(fill(
             PUBLIC_MIC,
@@ -349,22 +355,9 @@ pub fn describe(cfg: &Config) -> Description {
             rtsp_track: None,
         });
     }
-    main.push(fill(
-        COMPOSITE,
-        &[
-            ("width", comp.width.to_string()),
-            ("height", comp.height.to_string()),
-            ("fps", comp.fps.to_string()),
-            ("bitrate_kbps", comp.bitrate_kbps.to_string()),
-            (
-                "audio_bitrate",
-                (comp.audio_bitrate_kbps * 1000).to_string(),
-            ),
-            ("caption", format!("{}\n", quote(&cfg.courtroom.name))),
-            ("pane_props", pane_props.join(" ")),
-        ],
-    ));
-    main.push(preview("composite", 640, comp.width, comp.height));
+    if comp.enabled {
+        main.push(composite(cfg, &pane_props));
+    }
     main.push(fill(
         PUBLIC,
         &[
@@ -382,6 +375,29 @@ pub fn describe(cfg: &Config) -> Description {
         main: main.join("\n"),
         sources,
     }
+}
+
+/// The composite track: the multi-pane picture with the time burned in, the mixed
+/// sound, and the picture's preview still.
+fn composite(cfg: &Config, pane_props: &[String]) -> String {
+    let comp = &cfg.composite;
+    let mut main = vec![fill(
+        COMPOSITE,
+        &[
+            ("width", comp.width.to_string()),
+            ("height", comp.height.to_string()),
+            ("fps", comp.fps.to_string()),
+            ("bitrate_kbps", comp.bitrate_kbps.to_string()),
+            (
+                "audio_bitrate",
+                (comp.audio_bitrate_kbps * 1000).to_string(),
+            ),
+            ("caption", format!("{}\n", quote(&cfg.courtroom.name))),
+            ("pane_props", pane_props.join(" ")),
+        ],
+    )];
+    main.push(preview("composite", 640, comp.width, comp.height));
+    main.join("\n")
 }
 
 #[cfg(test)]
@@ -460,9 +476,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cam.mp4");
         std::fs::write(&file, b"").unwrap();
-        for layout in [1, 4, 5, 6] {
+        for (layout, enabled) in [(1, true), (4, true), (5, true), (6, true), (5, false)] {
             let text = format!(
-                "[courtroom]\nid = \"c\"\nname = \"C\"\n[composite]\nlayout = {layout}\n\
+                "[courtroom]\nid = \"c\"\nname = \"C\"\n[composite]\nlayout = {layout}\nenabled = {enabled}\n\
                  [[camera]]\nid = \"a\"\nkind = \"test\"\nrole = \"judge\"\n\
                  [[camera]]\nid = \"b\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:1/x\"\n\
                  [[camera]]\nid = \"f\"\nkind = \"file\"\nrole = \"evidence\"\npath = \"{}\"\n\
@@ -474,6 +490,24 @@ mod tests {
             let d = describe(&cfg);
             gst::parse::launch(&d.main)
                 .unwrap_or_else(|e| panic!("layout {layout}: {e}\n{}", d.main));
+            // Without a composite: no composite track, picture, mix or encoder; the
+            // public livestream still has its own picture and mix.
+            for name in [
+                "name=composite_rec",
+                "name=comp ",
+                "name=mix",
+                " mix.",
+                "name=caption",
+            ] {
+                assert_eq!(
+                    d.main.contains(name),
+                    enabled,
+                    "{name} (composite {enabled})"
+                );
+            }
+            assert!(d.main.contains("name=pub ") && d.main.contains("name=pub_mix"));
+            let specs = crate::capture::track_specs(&cfg);
+            assert_eq!(specs.iter().any(|s| s.info.name == "composite"), enabled);
             for s in &d.sources {
                 gst::parse::bin_from_description(&s.desc, false)
                     .unwrap_or_else(|e| panic!("{}: {e}\n{}", s.id, s.desc));

@@ -35,6 +35,11 @@ pub trait CaptureControl: Send + Sync {
     /// Asks every encoder for a keyframe at the first frame at or after `at_rt_ns`, so
     /// recording starts there on every track at once.
     fn request_keyframes(&self, at_rt_ns: i64);
+    /// Lets the recording encoders work (`true`) or rest (`false`). Nothing consumes
+    /// what they make while no hearing records, so between hearings they wait behind
+    /// valves (a courtroom box idles most of the day); previews, levels and the
+    /// livestream take the raw pictures and sound before them and stay live.
+    fn set_encoding(&self, on: bool);
     /// Text burned into the composite under the time (the case number).
     fn set_caption(&self, text: &str);
     /// The wall-clock time (Unix ns) of running time 0: the burned-in time of a frame
@@ -54,7 +59,8 @@ pub struct TrackSpec {
     pub streams: Vec<StreamType>,
 }
 
-/// The tracks of a courtroom: one per camera, one per microphone, then the composite.
+/// The tracks of a courtroom: one per camera, one per microphone, then the composite
+/// (unless `[composite] enabled = false`).
 pub fn track_specs(cfg: &Config) -> Vec<TrackSpec> {
     let mut v = Vec::new();
     for c in cfg.cameras() {
@@ -79,15 +85,17 @@ pub fn track_specs(cfg: &Config) -> Vec<TrackSpec> {
             streams: vec![StreamType::AacAdts],
         });
     }
-    v.push(TrackSpec {
-        info: TrackInfo {
-            name: "composite".into(),
-            kind: TrackKind::Composite,
-            role: "composite".into(),
-            label: "Composite".into(),
-        },
-        streams: vec![StreamType::H264, StreamType::AacAdts],
-    });
+    if cfg.composite.enabled {
+        v.push(TrackSpec {
+            info: TrackInfo {
+                name: "composite".into(),
+                kind: TrackKind::Composite,
+                role: "composite".into(),
+                label: "Composite".into(),
+            },
+            streams: vec![StreamType::H264, StreamType::AacAdts],
+        });
+    }
     v
 }
 
@@ -233,6 +241,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn previews_not_renewed_are_stale() {
+        let p = Previews::default();
+        assert!(p.stale(std::time::Duration::ZERO).is_empty(), "none yet");
+        p.put("cam2", vec![1]);
+        p.put("cam1", vec![1]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(p.stale(std::time::Duration::ZERO), ["cam1", "cam2"]);
+        assert!(p.stale(std::time::Duration::from_secs(3600)).is_empty());
+        p.put("cam1", vec![2]);
+        assert_eq!(p.stale(std::time::Duration::from_millis(4)), ["cam2"]);
+    }
+
+    #[test]
     fn levels() {
         let (p, r) = levels_dbfs(&[0; 100]);
         assert_eq!((p, r), (-100.0, -100.0));
@@ -286,6 +307,21 @@ impl Previews {
     /// The latest still of `id` and when it was taken.
     pub fn get(&self, id: &str) -> Option<Still> {
         self.stills.lock().ok()?.get(id).cloned()
+    }
+
+    /// The pictures whose latest still is older than `after` (sorted): their branch of
+    /// the pipeline has stopped (stills come twice a second, a lost camera's card too).
+    pub fn stale(&self, after: std::time::Duration) -> Vec<String> {
+        let Ok(s) = self.stills.lock() else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = s
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() > after)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 }
 

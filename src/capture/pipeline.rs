@@ -26,6 +26,8 @@ pub struct Capture {
     public_pads: Vec<(String, gst::Pad)>,
     /// Appsinks of video tracks, for keyframe requests.
     video_sinks: Vec<gst_app::AppSink>,
+    /// The valves in front of the recording encoders (`set_encoding`).
+    enc_valves: Vec<gst::Element>,
     caption: Option<gst::Element>,
     /// The `timeoverlay`s that burn the time into the composite and the public picture.
     clocks: Vec<gst::Element>,
@@ -99,6 +101,14 @@ impl Capture {
                 shared.attach_appsink(&appsink, track, stream, feed);
             }
         }
+
+        // Encoders of the recorded tracks (an RTSP camera's main stream has none).
+        let enc_valves: Vec<gst::Element> = specs
+            .iter()
+            .map(|s| s.info.name.as_str())
+            .chain(["composite_audio"])
+            .filter_map(|n| pipeline.by_name(&format!("{n}_encvalve")))
+            .collect();
 
         // Preview stills for the console: the latest JPEG of each camera and the composite.
         for name in cfg
@@ -224,6 +234,7 @@ impl Capture {
             shared,
             public_pads,
             video_sinks,
+            enc_valves,
             caption,
             clocks,
             wall_epoch_ns: AtomicI64::new(epoch_ns),
@@ -363,6 +374,12 @@ impl CaptureControl for Capture {
             if let Some(pad) = sink.static_pad("sink") {
                 pad.push_event(gst::event::CustomUpstream::new(s));
             }
+        }
+    }
+
+    fn set_encoding(&self, on: bool) {
+        for v in &self.enc_valves {
+            v.set_property("drop", !on);
         }
     }
 

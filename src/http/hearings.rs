@@ -26,7 +26,7 @@ pub struct HearingView {
     pub opened_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<String>,
-    /// Media recorded on the composite track so far.
+    /// Media recorded on the composite track (or, without one, the longest) so far.
     pub recorded_ms: u64,
     pub recess_count: usize,
     pub marks_count: usize,
@@ -155,9 +155,11 @@ impl From<&HearingDoc> for HearingView {
             state: d.state,
             opened_at: first(K::Open),
             closed_at: first(K::Close),
+            // The composite's, or (a courtroom without one) the longest track's.
             recorded_ms: d
                 .track_stats
                 .get("composite")
+                .or_else(|| d.track_stats.values().max_by_key(|t| t.duration_ns))
                 .map_or(0, |t| t.duration_ns / 1_000_000),
             recess_count: d.events.iter().filter(|e| e.kind == K::Recess).count(),
             marks_count: d.events.iter().filter(|e| e.kind == K::Mark).count(),

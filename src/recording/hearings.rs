@@ -362,6 +362,9 @@ impl HearingService {
         ));
         let recent = self.router.install(s.clone());
         a.session = Some(s.clone());
+        // The encoders rest between runs: they start on the frames from now on, well
+        // before the keyframe asked for `GATE_LEAD_NS` ahead reaches them.
+        self.capture.set_encoding(true);
         let rt = self.running_time()? + GATE_LEAD_NS;
         let start = a.timebase.media_ns(rt);
         s.begin(start, recent);
@@ -377,6 +380,8 @@ impl HearingService {
         };
         let ends = s.stop(at, self.report.as_ref());
         self.router.clear();
+        // Every frame up to `at` is written: nothing needs the encoders until the next run.
+        self.capture.set_encoding(false);
         for (i, spec) in self.specs.iter().enumerate() {
             if let Some(e) = ends.iter().find(|e| e.track == spec.info.name)
                 && e.next_seq > 0

@@ -166,6 +166,10 @@ impl HearingService {
                 *active = Some(a);
             }
         }
+        // The encoders ran from start-up, so a resumed run's keyframe request was
+        // honoured at once on every track; with no run to record, they rest.
+        self.capture
+            .set_encoding(active.as_ref().is_some_and(|a| a.session.is_some()));
         self.flush_index();
         Ok(recovered)
     }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 pub struct BoxHealth {
     pub hearings: Arc<HearingService>,
+    /// The console's preview stills: taken from the raw pictures all the time, so they
+    /// show the pipeline runs between hearings too, while the encoders rest.
+    pub previews: Arc<crate::capture::Previews>,
     pub data_dir: std::path::PathBuf,
     /// The daemon's plain HTTP address (probed on loopback).
     pub http: std::net::SocketAddr,
@@ -28,6 +31,13 @@ impl Health for BoxHealth {
             return Err(format!(
                 "no frames from the capture pipeline for {}",
                 stalled.join(", ")
+            ));
+        }
+        let frozen = self.previews.stale(self.stall_after);
+        if !frozen.is_empty() {
+            return Err(format!(
+                "no pictures from the capture pipeline for {}",
+                frozen.join(", ")
             ));
         }
         let stuck = self.hearings.stuck_writers(self.stall_after);

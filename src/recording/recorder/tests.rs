@@ -126,3 +126,30 @@ fn a_keyframe_that_went_by_before_the_session_existed_is_recorded() {
         1_133_000_000 + 66_666_667 - 1_000_000_000
     );
 }
+
+#[test]
+fn the_router_counts_silence_only_while_a_session_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (session, _index) = session(tmp.path());
+    let session = Arc::new(session);
+    let r = Router::new(1);
+    r.push(0, key(0));
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(r.silences(), vec![None], "no session: no frame is expected");
+    r.install(session.clone());
+    assert!(
+        r.silences()[0].is_some_and(|d| d < Duration::from_millis(25)),
+        "silence counts from the install, not from the last frame before it"
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    let s = r.silences();
+    assert!(
+        s[0].is_some_and(|d| d >= Duration::from_millis(25)),
+        "{s:?}"
+    );
+    r.push(0, key(40));
+    assert!(r.silences()[0].is_some_and(|d| d < Duration::from_millis(25)));
+    session.stop(2_000_000_000, &NoReport);
+    r.clear();
+    assert_eq!(r.silences(), vec![None], "stopped: no frame is expected");
+}
