@@ -218,15 +218,12 @@ pub fn export(
     let entries = report.entries;
     let doc = log.doc().clone();
     let mut req = req.clone();
-    for (typed, ns) in req
-        .typed
-        .clone()
-        .iter()
-        .zip([&mut req.from_ns, &mut req.to_ns])
-    {
-        if let Some(t) = typed {
-            *ns = Some(parse_time(t, &doc.events)?);
-        }
+    let [from, to] = &req.typed;
+    if let Some(t) = from {
+        req.from_ns = Some(parse_time(t, &doc.events)?);
+    }
+    if let Some(t) = to {
+        req.to_ns = Some(parse_time(t, &doc.events)?);
     }
     let req = &req;
     if doc.state != crate::doc::HearingState::Closed {
