@@ -7,6 +7,7 @@
 
 use super::describe::{PUBLIC_HEIGHT, PUBLIC_WIDTH, describe, layout_panes, role_rank};
 use super::feeds::{Feed, RtspSwitch, Shared};
+use super::overlay::BurnedClock;
 use super::supervisor::{Slot, add_level_probe, build_slot, supervise, teardown_slot, watch_bus};
 use super::{CaptureControl, FrameSink, SourceStatus};
 use crate::config::{CameraKind, Config};
@@ -28,9 +29,9 @@ pub struct Capture {
     video_sinks: Vec<gst_app::AppSink>,
     /// The valves in front of the recording encoders (`set_encoding`).
     enc_valves: Vec<gst::Element>,
-    caption: Option<gst::Element>,
-    /// The `timeoverlay`s that burn the time into the composite and the public picture.
-    clocks: Vec<gst::Element>,
+    /// The burned-in clocks of the composite (first, when there is one) and the public
+    /// picture ([`super::overlay`]).
+    clocks: Vec<BurnedClock>,
     /// Wall clock (Unix ns) at running time 0: what the overlays count from.
     wall_epoch_ns: AtomicI64,
     slots: Arc<Mutex<Vec<Slot>>>,
@@ -192,15 +193,20 @@ impl Capture {
             }
         }
         let slots = Arc::new(Mutex::new(slots));
-        let caption = pipeline.by_name("caption");
-        let clocks: Vec<gst::Element> = ["caption", "public_caption"]
-            .iter()
-            .filter_map(|n| pipeline.by_name(n))
-            .collect();
         // Running time 0 is the moment the pipeline starts playing, just below; the
         // epoch is made exact once it runs (`wait_running`).
         let epoch_ns = crate::clock::now_unix_ns();
-        super::overlay::apply_epoch(&clocks, epoch_ns);
+        let mut clocks = Vec::new();
+        for name in ["caption", "public_caption"] {
+            if let Some(el) = pipeline.by_name(name) {
+                clocks.push(BurnedClock::attach(el, epoch_ns).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("overlay {name} has no video pad"),
+                    )
+                })?);
+            }
+        }
         let bus = pipeline
             .bus()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "pipeline has no bus"))?;
@@ -235,7 +241,6 @@ impl Capture {
             public_pads,
             video_sinks,
             enc_valves,
-            caption,
             clocks,
             wall_epoch_ns: AtomicI64::new(epoch_ns),
             slots,
@@ -345,6 +350,11 @@ impl Capture {
         }
     }
 
+    /// The composite's burned-in clock (the one recorded), if there is a composite.
+    fn composite_clock(&self) -> Option<&BurnedClock> {
+        self.clocks.iter().find(|c| c.element().name() == "caption")
+    }
+
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         let _ = self.shared.pipeline.set_state(gst::State::Null);
@@ -389,22 +399,20 @@ impl CaptureControl for Capture {
 
     fn set_wall_epoch_ns(&self, epoch_ns: i64) {
         self.wall_epoch_ns.store(epoch_ns, Ordering::SeqCst);
-        super::overlay::apply_epoch(&self.clocks, epoch_ns);
+        for c in &self.clocks {
+            c.set_epoch_ns(epoch_ns);
+        }
     }
 
     fn burned_in_epoch_ns(&self) -> Option<i64> {
-        let dt = self
-            .caption
-            .as_ref()?
-            .property::<Option<gst::glib::DateTime>>("datetime-epoch")?;
-        Some(dt.to_unix() * 1_000_000_000 + dt.microsecond() as i64 * 1_000)
+        self.composite_clock()?.epoch_ns()
     }
 
     fn set_caption(&self, text: &str) {
-        // timeoverlay draws "<text> <time>": the newline puts the time on its own line
-        // under the case number.
-        if let Some(c) = &self.caption {
-            c.set_property("text", format!("{}\n", text.trim()));
+        // The overlay draws "<caption> <time>": the newline puts the time on its own
+        // line under the case number.
+        if let Some(c) = self.composite_clock() {
+            c.set_caption(format!("{}\n", text.trim()));
         }
     }
 }
