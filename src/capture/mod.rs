@@ -9,6 +9,7 @@
 
 mod describe;
 mod feeds;
+mod keyonly;
 mod overlay;
 pub mod pipeline;
 mod supervisor;

@@ -68,6 +68,7 @@ impl Capture {
                 .map(|c| (c.kind == CameraKind::Rtsp).then(RtspSwitch::default))
                 .chain(std::iter::repeat_with(|| None).take(specs.len()))
                 .collect(),
+            demand: Arc::new(super::keyonly::PictureDemand::new(cfg.composite.enabled)),
         });
 
         let mut video_sinks = Vec::new();
@@ -307,6 +308,7 @@ impl Capture {
     /// shows the "stream paused" card and silence, `excluded` sources are left out.
     /// The recording is never affected: these are pads of the public branch only.
     pub fn set_public(&self, on: bool, paused: bool, excluded: &[String]) {
+        self.shared.demand.set_public(on);
         // Closed valves keep the public branch idle while nobody watches: no scaling
         // of the panes, no encoding.
         let panes = self
@@ -388,6 +390,7 @@ impl CaptureControl for Capture {
     }
 
     fn set_encoding(&self, on: bool) {
+        self.shared.demand.set_recording(on);
         for v in &self.enc_valves {
             v.set_property("drop", !on);
         }

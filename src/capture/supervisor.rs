@@ -128,6 +128,14 @@ pub(super) fn build_slot(
     {
         add_beep_probe(&pad);
     }
+    if let (Some(parsed), Some(decoded)) = (
+        bin.by_name(&format!("{}_pvparse", def.id))
+            .and_then(|e| e.static_pad("src")),
+        bin.by_name(&format!("{}_pvdec", def.id))
+            .and_then(|e| e.static_pad("src")),
+    ) {
+        super::keyonly::attach(&parsed, &decoded, shared.demand.clone());
+    }
     if let Some(sync) = bin
         .by_name(&format!("{}_sync", def.id))
         .and_then(|e| e.static_pad("sink"))

@@ -1,0 +1,167 @@
+//! An RTSP camera's preview stream (its small substream, decoded for the console's
+//! stills, the composite's pane and the public picture) is decoded keyframes only
+//! while no full-rate picture is needed: no composite being recorded, nobody watching
+//! the livestream. Decoding four substreams at 30 fps all day was most of what a
+//! copy-only courtroom (`[composite] enabled = false`) spent beyond copying.
+//!
+//! Two probes per preview bin: before the decoder, delta frames are dropped while
+//! pictures rest, and after the decoder comes back to full rate until the next
+//! keyframe (a delta frame decoded without its references would smear the picture);
+//! after the decoder, a picture decoded while resting is stretched to last until the
+//! next one (the camera's fallback compositor would otherwise show its "signal lost"
+//! card once a frame's own duration had passed).
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// How long a picture decoded while resting is shown: past any sensible keyframe
+/// interval (cameras send one every 1-2 s), so the pane never falls back to its card.
+const RESTING_PICTURE_NS: u64 = 4_000_000_000;
+
+/// Who needs the preview streams at full rate.
+#[derive(Debug)]
+pub(super) struct PictureDemand {
+    /// The composite pictures are recorded (a hearing is open, there is a composite).
+    recording: AtomicBool,
+    /// Someone watches the livestream.
+    public: AtomicBool,
+    /// There is a composite track at all (config).
+    composite: bool,
+}
+
+impl PictureDemand {
+    pub(super) fn new(composite: bool) -> PictureDemand {
+        PictureDemand {
+            recording: AtomicBool::new(false),
+            public: AtomicBool::new(false),
+            composite,
+        }
+    }
+
+    pub(super) fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Release);
+    }
+
+    pub(super) fn set_public(&self, on: bool) {
+        self.public.store(on, Ordering::Release);
+    }
+
+    /// True when the preview streams must be decoded frame by frame.
+    pub(super) fn full(&self) -> bool {
+        (self.composite && self.recording.load(Ordering::Acquire))
+            || self.public.load(Ordering::Acquire)
+    }
+}
+
+/// Adds the two probes: `parsed` is the parser's output pad (H.264 access units),
+/// `decoded` the decoder's.
+pub(super) fn attach(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
+    // True from a dropped delta frame until the next keyframe passes.
+    let broken = Arc::new(AtomicBool::new(false));
+    {
+        let demand = demand.clone();
+        let broken = broken.clone();
+        parsed.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(buf) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                broken.store(false, Ordering::Release);
+                return gst::PadProbeReturn::Ok;
+            }
+            if !demand.full() || broken.load(Ordering::Acquire) {
+                broken.store(true, Ordering::Release);
+                return gst::PadProbeReturn::Drop;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if !demand.full()
+            && let Some(buf) = info.buffer_mut()
+        {
+            buf.make_mut()
+                .set_duration(gst::ClockTime::from_nseconds(RESTING_PICTURE_NS));
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gstreamer_app as gst_app;
+
+    /// Runs 3 s of a 15 fps white camera (keyframe each second) through the preview's
+    /// decoding into a compositor over black; returns (frames decoded, composited
+    /// frames that showed black after the first white one).
+    fn run(full: bool) -> (usize, usize) {
+        gst::init().unwrap();
+        let p = gst::parse::launch(
+            "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
+             ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
+             videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
+             videotestsrc is-live=true pattern=white num-buffers=45 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
+             ! avdec_h264 name=dec max-threads=1 ! c.sink_1",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let demand = Arc::new(PictureDemand::new(true));
+        demand.set_recording(full);
+        let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
+        attach(&pad("parse"), &pad("dec"), demand);
+        let decoded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let d = decoded.clone();
+        pad("dec").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            d.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+        let sink = p
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        p.set_state(gst::State::Playing).unwrap();
+        let (mut seen_white, mut black_after) = (false, 0);
+        // 2.5 s of composited frames: within the 3 s the camera sends.
+        for _ in 0..38 {
+            let s = sink.pull_sample().unwrap();
+            let map = s.buffer().unwrap().map_readable().unwrap();
+            let white = map[64 * 36 - 1] > 128;
+            if white {
+                seen_white = true;
+            } else if seen_white {
+                black_after += 1;
+            }
+        }
+        p.set_state(gst::State::Null).unwrap();
+        assert!(seen_white, "the camera's picture never showed");
+        (decoded.load(Ordering::Relaxed), black_after)
+    }
+
+    #[test]
+    fn resting_previews_decode_keyframes_only_and_keep_their_picture() {
+        let (decoded, black) = run(false);
+        assert!(decoded <= 4, "{decoded} frames decoded while resting");
+        assert_eq!(black, 0, "the pane fell back to its card between keyframes");
+        let (decoded, black) = run(true);
+        assert!(decoded >= 30, "only {decoded} frames decoded at full rate");
+        assert_eq!(black, 0);
+    }
+
+    #[test]
+    fn pictures_are_needed_by_a_recorded_composite_or_a_viewer() {
+        let demand = PictureDemand::new(false);
+        demand.set_recording(true);
+        assert!(!demand.full(), "no composite: recording needs no pictures");
+        demand.set_public(true);
+        assert!(demand.full());
+        let demand = PictureDemand::new(true);
+        demand.set_recording(true);
+        assert!(demand.full());
+    }
+}
