@@ -41,8 +41,8 @@ pub(super) struct Shared {
     pub(super) sink: Arc<dyn FrameSink>,
     pub(super) status: Arc<SourceStatus>,
     pub(super) switches: Vec<Option<RtspSwitch>>,
-    /// Whether the RTSP preview streams are decoded at full rate ([`super::keyonly`]).
-    pub(super) demand: Arc<super::keyonly::PictureDemand>,
+    /// Whether the RTSP preview streams are decoded at full rate ([`super::resting`]).
+    pub(super) demand: Arc<super::resting::PictureDemand>,
 }
 
 impl Shared {

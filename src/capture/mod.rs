@@ -9,9 +9,9 @@
 
 mod describe;
 mod feeds;
-mod keyonly;
 mod overlay;
 pub mod pipeline;
+mod resting;
 mod supervisor;
 
 pub use describe::{Description, describe, layout_panes};

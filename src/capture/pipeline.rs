@@ -68,7 +68,7 @@ impl Capture {
                 .map(|c| (c.kind == CameraKind::Rtsp).then(RtspSwitch::default))
                 .chain(std::iter::repeat_with(|| None).take(specs.len()))
                 .collect(),
-            demand: Arc::new(super::keyonly::PictureDemand::new(cfg.composite.enabled)),
+            demand: Arc::new(super::resting::PictureDemand::new(cfg.composite.enabled)),
         });
 
         let mut video_sinks = Vec::new();
@@ -136,6 +136,16 @@ impl Capture {
                         })
                         .build(),
                 );
+            }
+        }
+
+        // Between hearings the composite's panes rest ([`super::resting`]).
+        for cam in cfg.cameras() {
+            if let Some(pad) = pipeline
+                .by_name(&format!("{}_pane", cam.id))
+                .and_then(|q| q.static_pad("sink"))
+            {
+                super::resting::thin(&pad, shared.demand.clone());
             }
         }
 

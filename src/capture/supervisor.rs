@@ -134,7 +134,7 @@ pub(super) fn build_slot(
         bin.by_name(&format!("{}_pvdec", def.id))
             .and_then(|e| e.static_pad("src")),
     ) {
-        super::keyonly::attach(&parsed, &decoded, shared.demand.clone());
+        super::resting::key_only(&parsed, &decoded, shared.demand.clone());
     }
     if let Some(sync) = bin
         .by_name(&format!("{}_sync", def.id))

@@ -1,24 +1,31 @@
-//! An RTSP camera's preview stream (its small substream, decoded for the console's
-//! stills, the composite's pane and the public picture) is decoded keyframes only
-//! while no full-rate picture is needed: no composite being recorded, nobody watching
-//! the livestream. Decoding four substreams at 30 fps all day was most of what a
-//! copy-only courtroom (`[composite] enabled = false`) spent beyond copying.
+//! Pictures rest while nobody needs them at full rate: between hearings (no composite
+//! recorded) and while nobody watches the livestream, only the console's stills (two a
+//! second) are made from them.
 //!
-//! Two probes per preview bin: before the decoder, delta frames are dropped while
-//! pictures rest, and after the decoder comes back to full rate until the next
-//! keyframe (a delta frame decoded without its references would smear the picture);
-//! after the decoder, a picture decoded while resting is stretched to last until the
-//! next one (the camera's fallback compositor would otherwise show its "signal lost"
-//! card once a frame's own duration had passed).
+//! - An RTSP camera's preview stream (its small substream, decoded for the stills, the
+//!   composite's pane and the public picture) is decoded keyframes only. Decoding four
+//!   substreams at 30 fps all day was most of what a copy-only courtroom (`[composite]
+//!   enabled = false`) spent beyond copying. Before the decoder, delta frames are
+//!   dropped while pictures rest, and after they come back to full rate until the next
+//!   keyframe (a delta frame decoded without its references would smear the picture).
+//! - The composite's panes are thinned to the stills' rate between hearings: each
+//!   pane's scaling then works twice a second instead of at the camera's rate.
+//!
+//! A picture let through while resting is stretched to last until the next one: a
+//! compositor shows its background (or a camera's "signal lost" card) once a frame's
+//! own duration has passed.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// How long a picture decoded while resting is shown: past any sensible keyframe
+/// How long a picture let through while resting is shown: past any sensible keyframe
 /// interval (cameras send one every 1-2 s), so the pane never falls back to its card.
 const RESTING_PICTURE_NS: u64 = 4_000_000_000;
+
+/// A thinned pane passes one picture per this much running time (the stills' rate).
+const THIN_EVERY_NS: u64 = 500_000_000;
 
 /// Who needs the preview streams at full rate.
 #[derive(Debug)]
@@ -48,6 +55,11 @@ impl PictureDemand {
         self.public.store(on, Ordering::Release);
     }
 
+    /// True when the composite is recorded (its panes at full rate).
+    pub(super) fn composite_full(&self) -> bool {
+        self.recording.load(Ordering::Acquire)
+    }
+
     /// True when the preview streams must be decoded frame by frame.
     pub(super) fn full(&self) -> bool {
         (self.composite && self.recording.load(Ordering::Acquire))
@@ -55,9 +67,32 @@ impl PictureDemand {
     }
 }
 
-/// Adds the two probes: `parsed` is the parser's output pad (H.264 access units),
-/// `decoded` the decoder's.
-pub(super) fn attach(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
+/// Thins the pictures through `pad` (a composite pane's input) to one per
+/// [`THIN_EVERY_NS`] of running time while the composite is not recorded.
+pub(super) fn thin(pad: &gst::Pad, demand: Arc<PictureDemand>) {
+    // The window of the last picture let through (u64::MAX: none yet).
+    let last = std::sync::atomic::AtomicU64::new(u64::MAX);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if demand.composite_full() {
+            last.store(u64::MAX, Ordering::Relaxed);
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(buf) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let window = buf.pts().map_or(0, |p| p.nseconds() / THIN_EVERY_NS);
+        if last.swap(window, Ordering::Relaxed) == window {
+            return gst::PadProbeReturn::Drop;
+        }
+        buf.make_mut()
+            .set_duration(gst::ClockTime::from_nseconds(RESTING_PICTURE_NS));
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Decodes keyframes only while pictures rest: `parsed` is the parser's output pad
+/// (H.264 access units), `decoded` the decoder's.
+pub(super) fn key_only(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
     // True from a dropped delta frame until the next keyframe passes.
     let broken = Arc::new(AtomicBool::new(false));
     {
@@ -94,30 +129,41 @@ mod tests {
     use super::*;
     use gstreamer_app as gst_app;
 
-    /// Runs 3 s of a 15 fps white camera (keyframe each second) through the preview's
-    /// decoding into a compositor over black; returns (frames decoded, composited
+    /// Runs 3 s of a 15 fps white camera (keyframe each second) into a compositor over
+    /// black, through the preview's decoding (`decode`) or straight into the pane, with
+    /// the resting probes; returns (pictures that reached the compositor, composited
     /// frames that showed black after the first white one).
-    fn run(full: bool) -> (usize, usize) {
+    fn run(decode: bool, recording: bool) -> (usize, usize) {
         gst::init().unwrap();
-        let p = gst::parse::launch(
+        let camera = if decode {
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
+             ! avdec_h264 name=dec max-threads=1"
+        } else {
+            "identity name=pane"
+        };
+        let p = gst::parse::launch(&format!(
             "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
              ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
              videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
              videotestsrc is-live=true pattern=white num-buffers=45 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
-             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
-             ! avdec_h264 name=dec max-threads=1 ! c.sink_1",
-        )
+             ! {camera} ! c.sink_1"
+        ))
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
         let demand = Arc::new(PictureDemand::new(true));
-        demand.set_recording(full);
+        demand.set_recording(recording);
         let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
-        attach(&pad("parse"), &pad("dec"), demand);
-        let decoded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let d = decoded.clone();
-        pad("dec").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            d.fetch_add(1, Ordering::Relaxed);
+        if decode {
+            key_only(&pad("parse"), &pad("dec"), demand);
+        } else {
+            thin(&pad("pane"), demand);
+        }
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let a = arrived.clone();
+        let comp_in = p.by_name("c").unwrap().static_pad("sink_1").unwrap();
+        comp_in.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            a.fetch_add(1, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
         let sink = p
@@ -140,16 +186,26 @@ mod tests {
         }
         p.set_state(gst::State::Null).unwrap();
         assert!(seen_white, "the camera's picture never showed");
-        (decoded.load(Ordering::Relaxed), black_after)
+        (arrived.load(Ordering::Relaxed), black_after)
     }
 
     #[test]
     fn resting_previews_decode_keyframes_only_and_keep_their_picture() {
-        let (decoded, black) = run(false);
+        let (decoded, black) = run(true, false);
         assert!(decoded <= 4, "{decoded} frames decoded while resting");
         assert_eq!(black, 0, "the pane fell back to its card between keyframes");
-        let (decoded, black) = run(true);
+        let (decoded, black) = run(true, true);
         assert!(decoded >= 30, "only {decoded} frames decoded at full rate");
+        assert_eq!(black, 0);
+    }
+
+    #[test]
+    fn panes_are_thinned_to_the_stills_rate_between_hearings() {
+        let (passed, black) = run(false, false);
+        assert!((3..=8).contains(&passed), "{passed} pictures in 2.5-3 s");
+        assert_eq!(black, 0, "the pane showed the background between pictures");
+        let (passed, black) = run(false, true);
+        assert!(passed >= 30, "only {passed} pictures while recorded");
         assert_eq!(black, 0);
     }
 
