@@ -65,6 +65,14 @@ fn quote(s: &str) -> String {
     s.replace(['"', '\\'], "").replace('\n', " ")
 }
 
+/// `s` as Pango markup (what `textoverlay` draws): `&` or `<` in a label would make it
+/// refuse the text and draw nothing.
+fn markup(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// `s` as one quoted value of the pipeline text.
 fn quoted(s: &str) -> String {
     format!("\"{}\"", quote(s))
@@ -182,11 +190,11 @@ pub fn describe(cfg: &Config) -> Description {
     }
     let mut pane_props = Vec::new();
     for (i, cam) in cfg.cameras().enumerate() {
-        let label = quote(if cam.label.is_empty() {
+        let label = markup(&quote(if cam.label.is_empty() {
             &cam.id
         } else {
             &cam.label
-        });
+        }));
         let mut vars = vec![
             ("id", cam.id.clone()),
             ("width", cam.width.to_string()),
@@ -437,6 +445,19 @@ mod tests {
         assert!(d.sources.iter().all(|s| s.target.is_some()));
         let all = d.text();
         assert!(!all.contains('{'), "unfilled placeholder in:\n{all}");
+    }
+
+    #[test]
+    fn labels_are_drawn_as_text_not_markup() {
+        let text = "[courtroom]\nid = \"c\"\nname = \"C\"\n[[camera]]\nid = \"a\"\nkind = \"test\"\nrole = \"judge\"\n\
+                    label = \"Judge & <clerk>\"\n[[microphone]]\nid = \"m\"\nkind = \"test\"\nrole = \"judge\"\n";
+        let cfg = Config::parse("t.toml", text, None).unwrap();
+        let all = describe(&cfg).text();
+        assert!(all.contains("text=\"Judge &amp; &lt;clerk&gt;\""), "{all}");
+        assert!(
+            all.contains("SIGNAL LOST · Judge &amp; &lt;clerk&gt;"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -115,7 +115,13 @@ fn next_text(st: &mut Shown, pts: gst::ClockTime) -> Option<String> {
         return None;
     }
     st.second = Some(second);
-    Some(format!("{} {}", st.caption, format_local(second)))
+    // The overlay's text is Pango markup: a case number with `&` or `<` would be
+    // refused, and nothing drawn (the time included), unless escaped.
+    Some(format!(
+        "{} {}",
+        gst::glib::markup_escape_text(&st.caption),
+        format_local(second)
+    ))
 }
 
 /// `second` (Unix seconds) as the box's local date and time, as the overlay shows it.
@@ -229,5 +235,9 @@ mod tests {
         st.second = None;
         let t = next_text(&mut st, at(200)).unwrap();
         assert!(t.starts_with("D\n "), "{t}");
+        st.caption = "(2026) A & B <1>\n".into();
+        st.second = None;
+        let t = next_text(&mut st, at(300)).unwrap();
+        assert!(t.starts_with("(2026) A &amp; B &lt;1&gt;\n "), "{t}");
     }
 }
