@@ -346,7 +346,8 @@ pub fn adopt_orphans(
             Some((_, p)) => {
                 let start = ts::media_ns_near(p.min_pts_90k, near);
                 let end = ts::media_ns_near(p.max_pts_90k, start);
-                (start, end.saturating_sub(start).max(0) as u64)
+                let span_ns = end.saturating_sub(start).max(0) as u64;
+                (start, adopted_duration_ns(span_ns, p.pes_count))
             }
             None => (near, 0),
         };
@@ -373,9 +374,49 @@ pub fn adopt_orphans(
     Ok(adopted)
 }
 
+/// The duration listed for an adopted segment whose frames' timestamps span
+/// `span_ns`: the span plus its last frame (the average spacing, the file records no
+/// frame durations), and never 0 for a file holding a frame. A zero duration would put
+/// the segment's end at its start: a `clock_step` logged at the restart (at the end of
+/// what was recorded) would then share its media time with a segment recorded on the
+/// old clock, and that segment's time of day would be read with the new one.
+fn adopted_duration_ns(span_ns: u64, frames: u64) -> u64 {
+    match frames {
+        0 => 0,
+        1 => 1,
+        n => span_ns.saturating_add(span_ns / (n - 1)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adopted_segment_lasts_through_its_last_frame() {
+        assert_eq!(adopted_duration_ns(0, 0), 0, "no frame, no media");
+        assert!(adopted_duration_ns(0, 1) > 0, "one frame is not nothing");
+        // Three frames 66.7 ms apart: 200 ms, as the writer would have listed it.
+        assert_eq!(adopted_duration_ns(133_333_334, 3), 200_000_001);
+    }
+
+    #[test]
+    fn a_one_frame_segment_cut_off_ends_after_it_starts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, mut log, entries) = hearing(tmp.path());
+        let mut ts = Vec::new();
+        let mut mux = crate::recording::tsmux::TsMuxer::new(&[crate::media::StreamType::H264]);
+        mux.write_tables(&mut ts);
+        let pts = ts::pts_90k(16_900_000_000, ts::epoch_of(16_900_000_000));
+        mux.write_frame(&mut ts, 0, pts, None, true, &[0, 0, 0, 1, 0x65, 0x88]);
+        std::fs::write(dir.root.join(HearingDir::segment_rel("cam1", 1)), &ts).unwrap();
+        assert_eq!(adopt_orphans(&dir, &mut log, &entries, "d").unwrap(), 1);
+        let end = log.doc().track_stats["cam1"].media_end_ns;
+        assert!(
+            end > 16_900_000_000,
+            "ends after its one frame's start: {end}"
+        );
+    }
 
     /// A hearing folder with one track (cam1), no segment listed yet.
     fn hearing(tmp: &std::path::Path) -> (HearingDir, HearingLog, Vec<Entry>) {
