@@ -195,3 +195,67 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
         "card luma {card}, picture luma {picture}"
     );
 }
+
+/// A microphone that cannot be opened (unplugged audio interface) raises its alarm,
+/// and its track records silence for the whole hearing: the slot's mixer makes sound
+/// with no source at all, on the pipeline clock.
+#[test]
+fn a_lost_microphone_records_silence_and_raises_an_alarm() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"Test courtroom\"\n\
+             [alarms]\nsource_lost_ms = 1000\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic2\"\nkind = \"alsa\"\nrole = \"witness\"\ndevice = \"hw:CARD=CourtrecAbsent\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let mut d = Daemon::start(&data, Some(&cfg), "mic-lost");
+    let clerk = d.login("clerk", "demo");
+    assert!(
+        wait_for(Duration::from_secs(15), || alarm_keys(&d, &clerk)
+            .contains(&"mic_lost:mic2".to_string())),
+        "mic_lost alarm: {:?}",
+        alarm_keys(&d, &clerk)
+    );
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初6号", "title": "t", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    std::thread::sleep(Duration::from_secs(4));
+    let h = d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
+    let ev = events_of(&h, &["open", "close"]);
+    let recorded = (ev[1]["media_time_ms"].as_i64().unwrap()
+        - ev[0]["media_time_ms"].as_i64().unwrap()) as f64
+        / 1000.0;
+    for track in ["mic1", "mic2"] {
+        let paths = files(&data, &id, track);
+        assert!(!paths.is_empty(), "{track} recorded");
+        let mut total = 0.0;
+        for p in &paths {
+            assert_decodes(p);
+            total += ffprobe(p).duration_s;
+        }
+        assert!(
+            (total - recorded).abs() < 0.3,
+            "{track}: {total:.3} s recorded of {recorded:.3} s"
+        );
+    }
+}

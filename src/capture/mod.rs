@@ -173,19 +173,18 @@ impl SourceStatus {
         }
     }
 
-    /// Records the level of an audio block of source `idx`.
+    /// Records the level of an audio block of source `idx`. Levels are measured after
+    /// the microphone's slot, which makes silence when the microphone is gone: they say
+    /// nothing about whether it is there (its own output does, [`Self::saw_buffer`]).
     pub fn saw_level(&self, idx: usize, peak_dbfs: f64, rms_dbfs: f64) {
         if let Ok(mut s) = self.sources.lock()
             && let Some(src) = s.get_mut(idx)
         {
-            let now = Instant::now();
-            src.last_buffer = Some(now);
             src.peak_dbfs = Some(peak_dbfs);
             src.rms_dbfs = Some(rms_dbfs);
             if peak_dbfs > self.silence_dbfs {
-                src.last_sound = Some(now);
+                src.last_sound = Some(Instant::now());
             }
-            src.error = None;
         }
     }
 

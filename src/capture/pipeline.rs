@@ -167,7 +167,7 @@ impl Capture {
         }
         if let Some(mix) = pipeline.by_name("pub_mix") {
             for (m, mic) in cfg.microphones().enumerate() {
-                if let Some(pad) = mix.static_pad(&format!("sink_{}", m + 1)) {
+                if let Some(pad) = mix.static_pad(&format!("sink_{m}")) {
                     public_pads.push((mic.id.clone(), pad));
                 }
             }
@@ -195,13 +195,6 @@ impl Capture {
                 backoff: Duration::from_secs(1),
                 started: Instant::now(),
             });
-        }
-        for (i, slot) in slots.iter_mut().enumerate() {
-            if let Err(e) = build_slot(&shared, slot, i, &tx) {
-                tracing::error!(source = %slot.def.id, "cannot start source: {e}");
-                teardown_slot(&shared, slot);
-                slot.retry_at = Some(Instant::now() + slot.backoff);
-            }
         }
         let slots = Arc::new(Mutex::new(slots));
         // Running time 0 is the moment the pipeline starts playing, just below; the
@@ -235,6 +228,7 @@ impl Capture {
             let slots = slots.clone();
             let shared = shared.clone();
             let stopping = stopping.clone();
+            let tx = tx.clone();
             let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
             std::thread::Builder::new()
                 .name("capture-supervisor".into())
@@ -247,6 +241,19 @@ impl Capture {
                 format!("cannot start the capture pipeline: {e}"),
             )
         })?;
+        // The sources join once the rest plays (the mixers make their card or silence
+        // meanwhile): one that cannot start (an unplugged audio interface, a camera
+        // missing at boot) is then that source's failure, alarmed and retried with
+        // back-off, not the daemon's. Started with the rest, it failed the pipeline.
+        if let Ok(mut slots) = slots.lock() {
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if let Err(e) = build_slot(&shared, slot, i, &tx) {
+                    tracing::error!(source = %slot.def.id, "cannot start source: {e}");
+                    teardown_slot(&shared, slot);
+                    slot.retry_at = Some(Instant::now() + slot.backoff);
+                }
+            }
+        }
         Ok(Capture {
             shared,
             public_pads,
