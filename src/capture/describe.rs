@@ -341,10 +341,10 @@ pub fn describe(cfg: &Config) -> Description {
         if comp.enabled {
             main.push(fill(MIC_MIX, &vars));
         }
-        // Into the public mix on pad m (force-live: it runs with every microphone muted), so it can be muted.
+        // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
         main.push(fill(
             PUBLIC_MIC,
-            &[("id", mic.id.clone()), ("pad", m.to_string())],
+            &[("id", mic.id.clone()), ("pad", (m + 1).to_string())],
         ));
         sources.push(SourceDef {
             id: mic.id.clone(),

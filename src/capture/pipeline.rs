@@ -167,7 +167,7 @@ impl Capture {
         }
         if let Some(mix) = pipeline.by_name("pub_mix") {
             for (m, mic) in cfg.microphones().enumerate() {
-                if let Some(pad) = mix.static_pad(&format!("sink_{m}")) {
+                if let Some(pad) = mix.static_pad(&format!("sink_{}", m + 1)) {
                     public_pads.push((mic.id.clone(), pad));
                 }
             }
