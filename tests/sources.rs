@@ -160,7 +160,7 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
     }
     // While lost, cam2's track shows the dark "signal lost" card; before, the test picture.
     let records = manifest(&data, &id);
-    let frame_at = |t: f64| {
+    let frame_stats_at = |t: f64| {
         let s = segments(&records, "cam2")
             .into_iter()
             .find(|s| {
@@ -170,7 +170,7 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
             .expect("segment at time");
         // Sample the middle of that segment: seeking near a segment's last frame is fragile.
         let dur = s["media_duration_ns"].as_i64().unwrap() as f64 / 1e9;
-        luma_at(
+        luma_mean_max_at(
             &data
                 .join("hearings")
                 .join(&id)
@@ -182,7 +182,8 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
         lost_t > 3.0,
         "the camera was lost only after the samples below"
     );
-    let card = frame_at((lost_t + back_t) / 2.0);
+    let frame_at = |t: f64| frame_stats_at(t).0;
+    let (card, card_text) = frame_stats_at((lost_t + back_t) / 2.0);
     // The file camera restarts at the end of each 3 s loop; on a loaded machine the
     // restart can outlast the card's threshold, so a single sample may fall on the
     // card. The picture must show at one of three moments before the loss.
@@ -194,6 +195,8 @@ fn a_lost_camera_records_the_card_raises_an_alarm_and_comes_back() {
         card < 40.0 && picture > 60.0,
         "card luma {card}, picture luma {picture}"
     );
+    // The card says so in white letters: not just a black picture.
+    assert!(card_text > 180, "card's brightest luma {card_text}");
 }
 
 /// A microphone that cannot be opened (unplugged audio interface) raises its alarm,

@@ -558,8 +558,9 @@ pub fn make_video(path: &Path, seconds: u32, size: &str, fps: u32) {
     assert!(st.success());
 }
 
-/// Average luma (0-255) of the frame at `offset_s` into a file.
-pub fn luma_at(path: &Path, offset_s: f64) -> f64 {
+/// Mean and brightest luma (0-255) of the frame at `offset_s` into a file, sampled
+/// at 160x90: a dark card with white text has a low mean and a bright maximum.
+pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-ss", &format!("{offset_s:.3}"), "-i"])
         .arg(path)
@@ -567,7 +568,7 @@ pub fn luma_at(path: &Path, offset_s: f64) -> f64 {
             "-frames:v",
             "1",
             "-vf",
-            "scale=1:1",
+            "scale=160:90",
             "-f",
             "rawvideo",
             "-pix_fmt",
@@ -576,12 +577,15 @@ pub fn luma_at(path: &Path, offset_s: f64) -> f64 {
         ])
         .output()
         .expect("ffmpeg");
-    assert!(
-        !out.stdout.is_empty(),
+    assert_eq!(
+        out.stdout.len(),
+        160 * 90,
         "no frame at {offset_s} in {}",
         path.display()
     );
-    out.stdout[0] as f64
+    let sum: u64 = out.stdout.iter().map(|&v| v as u64).sum();
+    let max = out.stdout.iter().copied().max().unwrap_or(0);
+    (sum as f64 / out.stdout.len() as f64, max)
 }
 
 /// Polls `f` every 200 ms until it is true or `timeout` passes.
