@@ -215,13 +215,16 @@ impl Capture {
             .bus()
             .ok_or_else(|| Error::new(ErrorKind::Internal, "pipeline has no bus"))?;
         let stopping = Arc::new(AtomicBool::new(false));
+        // Set when a latency recalculation failed; the supervisor retries it.
+        let latency_stale = Arc::new(AtomicBool::new(false));
         {
             let slots = slots.clone();
             let tx = tx.clone();
             let pipeline_for_bus = pipeline.clone();
+            let stale = latency_stale.clone();
             std::thread::Builder::new()
                 .name("capture-bus".into())
-                .spawn(move || watch_bus(bus, pipeline_for_bus, slots, tx))
+                .spawn(move || watch_bus(bus, pipeline_for_bus, slots, tx, stale))
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("bus thread: {e}")))?;
         }
         {
@@ -232,7 +235,9 @@ impl Capture {
             let lost_after = Duration::from_millis(cfg.alarms.source_lost_ms);
             std::thread::Builder::new()
                 .name("capture-supervisor".into())
-                .spawn(move || supervise(shared, slots, rx, tx, stopping, lost_after))
+                .spawn(move || {
+                    supervise(shared, slots, rx, tx, stopping, lost_after, latency_stale)
+                })
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("supervisor thread: {e}")))?;
         }
         pipeline.set_state(gst::State::Playing).map_err(|e| {

@@ -270,6 +270,7 @@ pub(super) fn supervise(
     tx: mpsc::Sender<SupervisorMsg>,
     stopping: Arc<AtomicBool>,
     lost_after: Duration,
+    latency_stale: Arc<AtomicBool>,
 ) {
     // A source that delivers nothing this long is rebuilt even without an error.
     let stall_after = (lost_after * 3).max(Duration::from_secs(5));
@@ -277,6 +278,14 @@ pub(super) fn supervise(
         let msg = rx.recv_timeout(Duration::from_millis(250));
         if stopping.load(Ordering::Acquire) {
             return;
+        }
+        // A failed latency recalculation leaves the mixers waiting by an old figure:
+        // retried here until the sources can all answer.
+        if latency_stale.swap(false, Ordering::AcqRel) {
+            match shared.pipeline.recalculate_latency() {
+                Ok(()) => tracing::info!("latency recalculated"),
+                Err(_) => latency_stale.store(true, Ordering::Release),
+            }
         }
         let Ok(mut slots) = slots.lock() else { return };
         if let Ok(SupervisorMsg::Ended { slot, reason, eos }) = msg
@@ -344,6 +353,7 @@ pub(super) fn watch_bus(
     pipeline: gst::Pipeline,
     slots: Arc<Mutex<Vec<Slot>>>,
     tx: mpsc::Sender<SupervisorMsg>,
+    latency_stale: Arc<AtomicBool>,
 ) {
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         use gst::MessageView;
@@ -352,7 +362,10 @@ pub(super) fn watch_bus(
             // mixers keep waiting by the old figure and drop or delay a source's media.
             MessageView::Latency(_) => {
                 if let Err(e) = pipeline.recalculate_latency() {
-                    tracing::warn!("recalculating latency: {e}");
+                    // A source still starting cannot answer yet; `supervise` tries
+                    // again until it succeeds (no later message may come to do it).
+                    tracing::warn!("recalculating latency: {e}; trying again shortly");
+                    latency_stale.store(true, Ordering::Release);
                 }
             }
             MessageView::Error(e) => {
