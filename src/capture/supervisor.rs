@@ -381,6 +381,9 @@ pub(super) fn watch_bus(
                 });
                 match slot {
                     Some(i) => {
+                        // The details (which element, GStreamer's reason such as
+                        // "not-negotiated") go to the log; the status keeps the message.
+                        tracing::warn!(element = %src, "source error: {} ({:?})", e.error(), e.debug());
                         let _ = tx.send(SupervisorMsg::Ended {
                             slot: i,
                             reason: e.error().to_string(),
