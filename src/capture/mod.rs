@@ -9,6 +9,7 @@
 
 mod describe;
 mod feeds;
+mod mixtime;
 mod overlay;
 pub mod pipeline;
 mod resting;

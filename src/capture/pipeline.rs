@@ -173,9 +173,16 @@ impl Capture {
             }
         }
 
-        // Microphone levels: measured on the raw audio leaving each microphone's slot.
+        // Microphone levels: measured on the raw audio leaving each microphone's slot,
+        // whose mixer is kept from slipping back in time when its microphone joins.
         for (m, mic) in cfg.microphones().enumerate() {
             let idx = cfg.cameras.len() + m;
+            if let Some(pad) = pipeline
+                .by_name(&format!("{}_fb", mic.id))
+                .and_then(|t| t.static_pad("src"))
+            {
+                super::mixtime::keep_time_forward(&pad, mic.id.clone());
+            }
             if let Some(pad) = pipeline
                 .by_name(&format!("{}_raw", mic.id))
                 .and_then(|t| t.static_pad("sink"))

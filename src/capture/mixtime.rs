@@ -1,0 +1,157 @@
+//! A microphone slot's mixer keeps its time going forward.
+//!
+//! Each microphone slot is an `audiomixer` that makes silence on its own
+//! (`force-live`), and the microphone's source joins it once it starts. GStreamer
+//! 1.22's aggregator stamps the buffer it makes right after its *first* input ever
+//! joins with running time 0 (measured: ..., 0.92, 0.96, **0.00**, 1.04, 1.08, ...):
+//! that buffer stands for the 40 ms after the one before it. A microphone plugged in or
+//! found after boot, while a hearing records, would put a buffer from the start of the
+//! day into the middle of its track (and into the room's mix) and step its encoder's
+//! clock back. This probe puts such a buffer back where it belongs, right after the
+//! previous one. Anything else that goes back in time (not seen; a mixer re-emitting
+//! old time after a reset would) is dropped rather than moved: moving a run of buffers
+//! forward would push the track ahead of the clock.
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Timeline {
+    /// Where the previous buffer ended (running time of the mixer's output segment).
+    next_ns: Option<u64>,
+    /// The previous buffer was itself moved: a second one in a row is not the
+    /// known one-buffer slip.
+    moved_last: bool,
+}
+
+/// Installs the probe on a slot mixer's output pad.
+pub(super) fn keep_time_forward(pad: &gst::Pad, source: String) {
+    let timeline = Mutex::new(Timeline::default());
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buf) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (Some(pts), Some(dur)) = (buf.pts(), buf.duration()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Ok(mut t) = timeline.lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let pts_ns = pts.nseconds();
+        match t.next_ns {
+            Some(next_ns) if pts_ns < next_ns => {
+                if t.moved_last {
+                    tracing::warn!(%source, pts_ns, next_ns, "mixer went back in time; buffer dropped");
+                    return super::resting::drop_buffer();
+                }
+                tracing::debug!(%source, pts_ns, next_ns, "mixer buffer restamped after a source joined");
+                buf.make_mut().set_pts(gst::ClockTime::from_nseconds(next_ns));
+                t.next_ns = Some(next_ns + dur.nseconds());
+                t.moved_last = true;
+            }
+            _ => {
+                t.next_ns = Some(pts_ns + dur.nseconds());
+                t.moved_last = false;
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gstreamer_app as gst_app;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// The microphone slot's own template (a force-live mixer) with a microphone that
+    /// joins `join_after` after the pipeline plays; returns every output buffer's
+    /// (pts, duration) in ns.
+    fn run(probe: bool, join_after: Duration) -> Vec<(u64, u64)> {
+        gst::init().unwrap();
+        let slot = include_str!("../../pipelines/mic-slot.gst").replace("{id}", "m");
+        let p = gst::parse::launch(&format!(
+            "{slot} m_raw. ! appsink name=out sync=false emit-signals=false"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let mixer = p.by_name("m_fb").unwrap();
+        if probe {
+            keep_time_forward(&mixer.static_pad("src").unwrap(), "m".into());
+        }
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = p
+            .by_name("out")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let g = got.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(b) = sample.buffer() {
+                        g.lock().unwrap().push((
+                            b.pts().map_or(0, |t| t.nseconds()),
+                            b.duration().map_or(0, |t| t.nseconds()),
+                        ));
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        p.set_state(gst::State::Playing).unwrap();
+        std::thread::sleep(join_after);
+        let mic = gst::parse::bin_from_description(
+            "audiotestsrc is-live=true samplesperbuffer=1920 \
+             ! audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved ! queue name=out",
+            false,
+        )
+        .unwrap();
+        let out = mic.by_name("out").unwrap().static_pad("src").unwrap();
+        mic.add_pad(&gst::GhostPad::with_target(&out).unwrap())
+            .unwrap();
+        p.add(&mic).unwrap();
+        let pad = mixer.request_pad_simple("sink_%u").unwrap();
+        mic.static_pad("src").unwrap().link(&pad).unwrap();
+        mic.sync_state_with_parent().unwrap();
+        // Half a second of output after the join (25 buffers of 40 ms).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let joined_at = got.lock().unwrap().len();
+        while got.lock().unwrap().len() < joined_at + 25 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p.set_state(gst::State::Null).unwrap();
+        got.lock().unwrap().clone()
+    }
+
+    /// Buffers whose start is not where the one before ended (tolerance 1 ms).
+    fn breaks(v: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        v.windows(2)
+            .filter(|w| w[1].0.abs_diff(w[0].0 + w[0].1) > 1_000_000)
+            .map(|w| (w[0].0, w[1].0))
+            .collect()
+    }
+
+    #[test]
+    fn a_microphone_joining_late_leaves_the_slot_time_continuous() {
+        let v = run(true, Duration::from_millis(600));
+        assert!(v.len() > 30, "output buffers: {}", v.len());
+        assert_eq!(breaks(&v), vec![], "the slot's time broke");
+    }
+
+    /// The GStreamer behaviour the probe exists for: if this stops failing, a newer
+    /// GStreamer no longer slips and the probe can go.
+    #[test]
+    fn without_the_probe_the_mixer_slips_back_when_its_first_source_joins() {
+        let v = run(false, Duration::from_millis(600));
+        assert!(
+            breaks(&v).iter().any(|&(before, after)| after < before),
+            "no slip seen: {:?}",
+            breaks(&v)
+        );
+    }
+}
