@@ -69,6 +69,26 @@ try {
   await page.waitForTimeout(2000);
   let s = await stats();
   check(s.frames > 10 && /h264/i.test(s.codec), `H.264 frames are decoded (${s.frames}, ${s.codec})`);
+  if (!(s.audioPackets > 10)) {
+    // Seen rarely in full runs, never alone: say whether the daemon sent audio at all
+    // and whether it came later, so the next failure tells where it stopped.
+    const sentAudio = () =>
+      page.evaluate(async () => {
+        const r = await fetch("/api/v1/login", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ username: "admin", password: "demo" }),
+        });
+        const t = (await r.json()).token;
+        const m = await (await fetch("/metrics", { headers: { authorization: "Bearer " + t } })).text();
+        const line = m.split("\n").find((l) => l.includes("livestream_sent_bytes") && l.includes('stream="audio"'));
+        return line ? line.trim().split(/\s+/).pop() : "none";
+      });
+    const before = await sentAudio();
+    await page.waitForTimeout(8000);
+    const later = (await stats()).audioPackets;
+    check(false, `audio packets arrive (${s.audioPackets}; 8 s later ${later}; the relay's audio bytes sent ${before} -> ${await sentAudio()})`);
+  }
   check(s.audioPackets > 10, `audio packets arrive (${s.audioPackets})`);
   const live = await brightness();
   check(live > 40, `the live picture shows the courtroom (brightness ${live.toFixed(0)})`);
