@@ -3,26 +3,61 @@
 //! Each microphone slot is an `audiomixer` that makes silence on its own
 //! (`force-live`), and the microphone's source joins it once it starts. GStreamer
 //! 1.22's aggregator stamps the buffer it makes right after its *first* input ever
-//! joins with running time 0 (measured: ..., 0.92, 0.96, **0.00**, 1.04, 1.08, ...):
-//! that buffer stands for the 40 ms after the one before it. A microphone plugged in or
-//! found after boot, while a hearing records, would put a buffer from the start of the
-//! day into the middle of its track (and into the room's mix) and step its encoder's
-//! clock back. This probe puts such a buffer back where it belongs, right after the
-//! previous one. Anything else that goes back in time (not seen; a mixer re-emitting
-//! old time after a reset would) is dropped rather than moved: moving a run of buffers
-//! forward would push the track ahead of the clock.
+//! joins with running time 0 (measured: ..., 0.52, 0.56, **0.00**, 0.64, ...): that
+//! buffer stands for the 40 ms after the one before it. At boot it has also run ahead
+//! of the clock before the join and then re-emits time it already covered (measured:
+//! ..., 0.16, **0.00, 0.12, 0.16, 0.20**, 0.24, ...). A microphone plugged in or found
+//! after boot, while a hearing records, would put a buffer from the start of the day
+//! into the middle of its track (and into the room's mix) and step its encoder's clock
+//! back. This probe puts the first buffer that goes back right after the previous one
+//! and drops the rest of the episode (time already covered) until the mixer's own
+//! timestamps have caught up: never more than one buffer is moved, so the track cannot
+//! be pushed ahead of the clock.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::sync::Mutex;
 
+/// An episode of dropped time longer than this is not the known slip: worth a warning.
+const WARN_AFTER_DROPPED_NS: u64 = 1_000_000_000;
+
+/// What becomes of one buffer.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Keep,
+    /// Restamped to this pts.
+    MoveTo(u64),
+    Drop,
+}
+
 #[derive(Default)]
 struct Timeline {
     /// Where the previous buffer ended (running time of the mixer's output segment).
     next_ns: Option<u64>,
-    /// The previous buffer was itself moved: a second one in a row is not the
-    /// known one-buffer slip.
-    moved_last: bool,
+    /// In an episode: the first buffer that went back was moved, and this much time
+    /// has been dropped since.
+    episode_dropped_ns: Option<u64>,
+}
+
+impl Timeline {
+    fn step(&mut self, pts_ns: u64, dur_ns: u64) -> Step {
+        match (self.next_ns, self.episode_dropped_ns) {
+            (Some(next_ns), None) if pts_ns < next_ns => {
+                self.next_ns = Some(next_ns + dur_ns);
+                self.episode_dropped_ns = Some(0);
+                Step::MoveTo(next_ns)
+            }
+            (Some(next_ns), Some(dropped)) if pts_ns < next_ns => {
+                self.episode_dropped_ns = Some(dropped + dur_ns);
+                Step::Drop
+            }
+            _ => {
+                self.next_ns = Some(pts_ns + dur_ns);
+                self.episode_dropped_ns = None;
+                Step::Keep
+            }
+        }
+    }
 }
 
 /// Installs the probe on a slot mixer's output pad.
@@ -38,24 +73,23 @@ pub(super) fn keep_time_forward(pad: &gst::Pad, source: String) {
         let Ok(mut t) = timeline.lock() else {
             return gst::PadProbeReturn::Ok;
         };
-        let pts_ns = pts.nseconds();
-        match t.next_ns {
-            Some(next_ns) if pts_ns < next_ns => {
-                if t.moved_last {
-                    tracing::warn!(%source, pts_ns, next_ns, "mixer went back in time; buffer dropped");
-                    return super::resting::drop_buffer();
-                }
-                tracing::debug!(%source, pts_ns, next_ns, "mixer buffer restamped after a source joined");
-                buf.make_mut().set_pts(gst::ClockTime::from_nseconds(next_ns));
-                t.next_ns = Some(next_ns + dur.nseconds());
-                t.moved_last = true;
+        match t.step(pts.nseconds(), dur.nseconds()) {
+            Step::Keep => gst::PadProbeReturn::Ok,
+            Step::MoveTo(to_ns) => {
+                tracing::debug!(%source, pts_ns = pts.nseconds(), to_ns, "mixer buffer restamped after its source joined");
+                buf.make_mut().set_pts(gst::ClockTime::from_nseconds(to_ns));
+                gst::PadProbeReturn::Ok
             }
-            _ => {
-                t.next_ns = Some(pts_ns + dur.nseconds());
-                t.moved_last = false;
+            Step::Drop => {
+                let dropped = t.episode_dropped_ns.unwrap_or(0);
+                if dropped > WARN_AFTER_DROPPED_NS && dropped - dur.nseconds() <= WARN_AFTER_DROPPED_NS {
+                    tracing::warn!(%source, dropped_ns = dropped, "microphone mixer keeps going back in time; its audio is dropped until it catches up");
+                } else {
+                    tracing::debug!(%source, pts_ns = pts.nseconds(), "mixer buffer of time already covered dropped");
+                }
+                super::resting::drop_buffer()
             }
         }
-        gst::PadProbeReturn::Ok
     });
 }
 
@@ -134,6 +168,43 @@ mod tests {
             .filter(|w| w[1].0.abs_diff(w[0].0 + w[0].1) > 1_000_000)
             .map(|w| (w[0].0, w[1].0))
             .collect()
+    }
+
+    /// Replays pts sequences (ms, 40 ms buffers) through the timeline.
+    fn replay(pts_ms: &[u64]) -> Vec<Step> {
+        let mut t = Timeline::default();
+        pts_ms
+            .iter()
+            .map(|&p| t.step(p * 1_000_000, 40_000_000))
+            .collect()
+    }
+
+    #[test]
+    fn the_slip_after_a_join_is_moved_and_time_already_covered_dropped() {
+        use Step::*;
+        // Mid-day: the buffer after 560 ms is stamped 0; it stands for 600 ms.
+        assert_eq!(
+            replay(&[520, 560, 0, 640]),
+            vec![Keep, Keep, MoveTo(600_000_000), Keep]
+        );
+        // At boot, as measured in the daemon: ahead of the clock, then re-emitted.
+        assert_eq!(
+            replay(&[120, 160, 0, 120, 160, 200, 240]),
+            vec![Keep, Keep, MoveTo(200_000_000), Drop, Drop, Drop, Keep]
+        );
+        // A second slip later is handled the same way (the episode ended).
+        assert_eq!(
+            replay(&[0, 40, 0, 80, 120, 40, 160]),
+            vec![
+                Keep,
+                Keep,
+                MoveTo(80_000_000),
+                Drop,
+                Keep,
+                MoveTo(160_000_000),
+                Drop
+            ]
+        );
     }
 
     #[test]
