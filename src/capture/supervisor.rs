@@ -15,6 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long latency may stay unrecalculated before it is worth a warning (a source
+/// starting takes a second or two).
+const LATENCY_WARN_AFTER: Duration = Duration::from_secs(10);
+
 /// A running source bin.
 pub(super) struct Slot {
     pub(super) def: SourceDef,
@@ -274,17 +279,38 @@ pub(super) fn supervise(
 ) {
     // A source that delivers nothing this long is rebuilt even without an error.
     let stall_after = (lost_after * 3).max(Duration::from_secs(5));
+    let mut stale_since: Option<Instant> = None;
+    let mut warned_stale = false;
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(250));
         if stopping.load(Ordering::Acquire) {
             return;
         }
         // A failed latency recalculation leaves the mixers waiting by an old figure:
-        // retried here until the sources can all answer.
+        // retried here until the sources can all answer. Failing at start-up is usual
+        // (a source still starting); failing for long is worth a warning.
         if latency_stale.swap(false, Ordering::AcqRel) {
+            let since = *stale_since.get_or_insert_with(Instant::now);
             match shared.pipeline.recalculate_latency() {
-                Ok(()) => tracing::info!("latency recalculated"),
-                Err(_) => latency_stale.store(true, Ordering::Release),
+                Ok(()) => {
+                    if warned_stale {
+                        tracing::info!("latency recalculated");
+                    } else {
+                        tracing::debug!("latency recalculated after {:?}", since.elapsed());
+                    }
+                    stale_since = None;
+                    warned_stale = false;
+                }
+                Err(e) => {
+                    latency_stale.store(true, Ordering::Release);
+                    if !warned_stale && since.elapsed() > LATENCY_WARN_AFTER {
+                        tracing::warn!(
+                            "latency still not recalculated after {:?} ({e}): mixers may drop or delay a source",
+                            since.elapsed()
+                        );
+                        warned_stale = true;
+                    }
+                }
             }
         }
         let Ok(mut slots) = slots.lock() else { return };
@@ -363,8 +389,9 @@ pub(super) fn watch_bus(
             MessageView::Latency(_) => {
                 if let Err(e) = pipeline.recalculate_latency() {
                     // A source still starting cannot answer yet; `supervise` tries
-                    // again until it succeeds (no later message may come to do it).
-                    tracing::warn!("recalculating latency: {e}; trying again shortly");
+                    // again until it succeeds (no later message may come to do it),
+                    // and warns if that takes long.
+                    tracing::debug!("recalculating latency: {e}; trying again shortly");
                     latency_stale.store(true, Ordering::Release);
                 }
             }
