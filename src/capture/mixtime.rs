@@ -18,6 +18,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::sync::Mutex;
 
+/// Overlaps up to this much are rounding, not going back (buffers pass as they are).
+const ROUNDING_NS: u64 = 1_000_000;
+
 /// An episode of dropped time longer than this is not the known slip: worth a warning.
 const WARN_AFTER_DROPPED_NS: u64 = 1_000_000_000;
 
@@ -42,12 +45,12 @@ struct Timeline {
 impl Timeline {
     fn step(&mut self, pts_ns: u64, dur_ns: u64) -> Step {
         match (self.next_ns, self.episode_dropped_ns) {
-            (Some(next_ns), None) if pts_ns < next_ns => {
+            (Some(next_ns), None) if pts_ns + ROUNDING_NS < next_ns => {
                 self.next_ns = Some(next_ns + dur_ns);
                 self.episode_dropped_ns = Some(0);
                 Step::MoveTo(next_ns)
             }
-            (Some(next_ns), Some(dropped)) if pts_ns < next_ns => {
+            (Some(next_ns), Some(dropped)) if pts_ns + ROUNDING_NS < next_ns => {
                 self.episode_dropped_ns = Some(dropped + dur_ns);
                 Step::Drop
             }
@@ -192,6 +195,10 @@ mod tests {
             replay(&[120, 160, 0, 120, 160, 200, 240]),
             vec![Keep, Keep, MoveTo(200_000_000), Drop, Drop, Drop, Keep]
         );
+        // Rounding (a nanosecond's overlap) is not a slip.
+        let mut t = Timeline::default();
+        assert_eq!(t.step(0, 40_000_001), Keep);
+        assert_eq!(t.step(40_000_000, 40_000_000), Keep);
         // A second slip later is handled the same way (the episode ended).
         assert_eq!(
             replay(&[0, 40, 0, 80, 120, 40, 160]),
