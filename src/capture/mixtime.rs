@@ -104,9 +104,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     /// The microphone slot's own template (a force-live mixer) with a microphone that
-    /// joins `join_after` after the pipeline plays; returns every output buffer's
-    /// (pts, duration) in ns.
-    fn run(probe: bool, join_after: Duration) -> Vec<(u64, u64)> {
+    /// joins once the mixer has made `join_after` buffers of silence; returns every
+    /// output buffer's (pts, duration) in ns.
+    fn run(probe: bool, join_after: usize) -> Vec<(u64, u64)> {
         gst::init().unwrap();
         let slot = include_str!("../../pipelines/mic-slot.gst").replace("{id}", "m");
         let p = gst::parse::launch(&format!(
@@ -141,7 +141,10 @@ mod tests {
                 .build(),
         );
         p.set_state(gst::State::Playing).unwrap();
-        std::thread::sleep(join_after);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.lock().unwrap().len() < join_after && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mic = gst::parse::bin_from_description(
             "audiotestsrc is-live=true samplesperbuffer=1920 \
              ! audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved ! queue name=out",
@@ -216,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_microphone_joining_late_leaves_the_slot_time_continuous() {
-        let v = run(true, Duration::from_millis(600));
+        let v = run(true, 15);
         assert!(v.len() > 30, "output buffers: {}", v.len());
         assert_eq!(breaks(&v), vec![], "the slot's time broke");
     }
@@ -225,7 +228,7 @@ mod tests {
     /// GStreamer no longer slips and the probe can go.
     #[test]
     fn without_the_probe_the_mixer_slips_back_when_its_first_source_joins() {
-        let v = run(false, Duration::from_millis(600));
+        let v = run(false, 15);
         assert!(
             breaks(&v).iter().any(|&(before, after)| after < before),
             "no slip seen: {:?}",
