@@ -35,3 +35,15 @@ export async function openPage(timeoutMs, pageOptions = {}) {
   page.setDefaultTimeout(timeoutMs);
   return { browser, page };
 }
+
+// Polls `fn` (async) every `everyMs` until it returns a truthy value or `timeoutMs`
+// passes; returns its last value. For conditions a page's own waits cannot watch.
+export async function until(fn, timeoutMs, everyMs = 250) {
+  const end = Date.now() + timeoutMs;
+  let v = await fn();
+  while (!v && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    v = await fn();
+  }
+  return v;
+}

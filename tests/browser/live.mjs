@@ -2,7 +2,7 @@
 // decoded and audio packets received, from getStats), several viewers at once, the
 // clerk's cut shows the paused picture, and a withdrawn approval drops the viewers.
 // Run by tests/live.rs. Env: BASE_URL, SHOTS, HEARING_ID. Prints {"ok": true}.
-import { check, openPage } from "./lib.mjs";
+import { check, openPage, until } from "./lib.mjs";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -85,9 +85,12 @@ try {
         return line ? line.trim().split(/\s+/).pop() : "none";
       });
     const before = await sentAudio();
-    await page.waitForTimeout(8000);
-    const later = (await stats()).audioPackets;
-    check(false, `audio packets arrive (${s.audioPackets}; 8 s later ${later}; the relay's audio bytes sent ${before} -> ${await sentAudio()})`);
+    // Waits up to 8 s for audio to start after all.
+    const later = await until(async () => {
+      const n = (await stats()).audioPackets;
+      return n > 10 && n;
+    }, 8000);
+    check(false, `audio packets arrive (${s.audioPackets}; within 8 s more: ${later}; the relay's audio bytes sent ${before} -> ${await sentAudio()})`);
   }
   check(s.audioPackets > 10, `audio packets arrive (${s.audioPackets})`);
   const live = await brightness();
