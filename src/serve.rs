@@ -266,8 +266,22 @@ pub fn run(cfg: Config) -> Result<()> {
     }
     hearings.shutdown();
     capture.stop();
-    index.flush()?;
-    Ok(())
+    let flushed = index.flush();
+    stop_background(rt);
+    flushed
+}
+
+/// How long a stop waits for background work still on the blocking pool.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(3);
+
+/// Lets the runtime go without waiting for ever on background work. What is left on
+/// the blocking pool once the server has drained its requests and the hearings are
+/// sealed is checking (a hearing's verification after close, queued behind exports at
+/// `nice 19`), which is redone on demand; tokio would otherwise wait for it without
+/// end: seen, a stop held > 30 s on a busy box while a closed hearing waited to be
+/// checked.
+fn stop_background(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(BACKGROUND_GRACE);
 }
 
 /// The HTTP server's settings from `[server]`.

@@ -120,6 +120,7 @@ pub fn run(ac: ArchiveServer) -> Result<()> {
         )
         .await
     })?;
-    index.flush()?;
-    Ok(())
+    let flushed = index.flush();
+    super::stop_background(rt);
+    flushed
 }
