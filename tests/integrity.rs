@@ -16,7 +16,14 @@ fn verify_catches_every_kind_of_tampering_and_bundles_prove_themselves() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let work = tmp.path().join("work");
-    let mut d = Daemon::start(&data, None, "integrity");
+    // The microphone mixers' time keeping is logged in full: a track with a hole
+    // (seen twice, on CI and in a full run, never alone) should explain itself.
+    let mut d = Daemon::start_env(
+        &data,
+        None,
+        "integrity",
+        &[("RUST_LOG", "info,courtrec::capture::mixtime=debug")],
+    );
     let clerk = d.login("clerk", "demo");
     let id = record(&d, &clerk, "(2026)X0101民初55号", 7.0);
     let other = record(&d, &clerk, "(2026)X0101民初56号", 3.0);
@@ -42,6 +49,13 @@ fn verify_catches_every_kind_of_tampering_and_bundles_prove_themselves() {
         .to_string();
 
     // The untouched hearing verifies, with and without the trusted key.
+    let (code, text) = verify(&hearing, &[]);
+    assert_eq!(
+        code,
+        OK,
+        "clean: exit code\n{text}\nthe daemon's log:\n{}",
+        d.log_notes("mixtime")
+    );
     let text = expect(&hearing, &[], OK, "all present and unmodified", "clean");
     assert!(
         text.contains(&fingerprint),

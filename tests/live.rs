@@ -180,7 +180,13 @@ fn only_approved_public_hearings_stream_and_the_clerk_can_cut() {
 fn the_public_watches_over_whep_and_the_policy_holds() {
     let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = Daemon::start(&tmp.path().join("data"), None, "live-whep");
+    // The public sound's way to the relay is logged: it rarely stayed silent.
+    let mut d = Daemon::start_env(
+        &tmp.path().join("data"),
+        None,
+        "live-whep",
+        &[("RUST_LOG", "info,courtrec::capture::pipeline=debug")],
+    );
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
     let mk = |vis: &str, case: &str| {
@@ -250,7 +256,11 @@ fn the_public_watches_over_whep_and_the_policy_holds() {
         .output()
         .expect("run node");
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser test failed:\n{log}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{log}\nthe daemon's log:\n{}",
+        d.log_notes("public sound flows")
+    );
     let h = d.ok(
         "POST",
         &format!("/api/v1/hearings/{id}/close"),

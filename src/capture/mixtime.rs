@@ -76,8 +76,20 @@ pub(super) fn keep_time_forward(pad: &gst::Pad, source: String) {
         let Ok(mut t) = timeline.lock() else {
             return gst::PadProbeReturn::Ok;
         };
+        // A step forward is a hole in the track, which this probe cannot mend: never
+        // seen, so worth a line in the journal if it ever happens.
+        let hole_ns = t.next_ns.map_or(0, |n| pts.nseconds().saturating_sub(n));
+        if hole_ns > ROUNDING_NS {
+            tracing::warn!(%source, hole_ms = hole_ns / 1_000_000, "microphone mixer skipped ahead: a hole in its track");
+        }
+        let dropped_before = t.episode_dropped_ns;
         match t.step(pts.nseconds(), dur.nseconds()) {
-            Step::Keep => gst::PadProbeReturn::Ok,
+            Step::Keep => {
+                if let Some(dropped) = dropped_before {
+                    tracing::debug!(%source, dropped_ms = dropped / 1_000_000, "mixer caught up: the time it had gone back over is dropped");
+                }
+                gst::PadProbeReturn::Ok
+            }
             Step::MoveTo(to_ns) => {
                 tracing::debug!(%source, pts_ns = pts.nseconds(), to_ns, "mixer buffer restamped after its source joined");
                 buf.make_mut().set_pts(gst::ClockTime::from_nseconds(to_ns));
@@ -87,8 +99,6 @@ pub(super) fn keep_time_forward(pad: &gst::Pad, source: String) {
                 let dropped = t.episode_dropped_ns.unwrap_or(0);
                 if dropped > WARN_AFTER_DROPPED_NS && dropped - dur.nseconds() <= WARN_AFTER_DROPPED_NS {
                     tracing::warn!(%source, dropped_ns = dropped, "microphone mixer keeps going back in time; its audio is dropped until it catches up");
-                } else {
-                    tracing::debug!(%source, pts_ns = pts.nseconds(), "mixer buffer of time already covered dropped");
                 }
                 super::resting::drop_buffer()
             }

@@ -190,6 +190,17 @@ impl Capture {
                 add_level_probe(&pad, status.clone(), idx);
             }
         }
+        // The public sound's way to the relay: the livestream once played without
+        // sound while its picture came; these debug lines say where the sound stopped.
+        for (element, pad) in [
+            ("pub_mix", "src"),
+            ("live_audio_valve", "src"),
+            ("live_audio", "sink"),
+        ] {
+            if let Some(p) = pipeline.by_name(element).and_then(|e| e.static_pad(pad)) {
+                trace_flow(&p, element);
+            }
+        }
 
         let (tx, rx) = mpsc::channel();
         let mut slots = Vec::new();
@@ -453,4 +464,24 @@ impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Logs (debug) the first buffer through `pad` and then every 250th (10 s of 40 ms
+/// audio), with its timestamp: cheap enough to leave on.
+fn trace_flow(pad: &gst::Pad, what: &'static str) {
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if (n == 1 || n.is_multiple_of(250))
+            && let Some(b) = info.buffer()
+        {
+            tracing::debug!(
+                element = what,
+                buffers = n,
+                pts_ns = b.pts().map(|t| t.nseconds()),
+                "public sound flows"
+            );
+        }
+        gst::PadProbeReturn::Ok
+    });
 }

@@ -276,4 +276,15 @@ fn room_metrics(reg: &mut Registry, st: &AppState, room: &super::Room) {
         "Bytes of the livestream sent (once per packet: rate() is its bitrate)",
         sent,
     );
+    let captured = Family::<Labels, Counter>::default();
+    for (i, stream) in ["video", "audio"].iter().enumerate() {
+        captured
+            .get_or_create(&label("stream", stream))
+            .inc_by(room.relay.captured_packets()[i]);
+    }
+    reg.register(
+        "livestream_capture_packets",
+        "RTP packets of the livestream the capture handed to the relay (sent or not)",
+        captured,
+    );
 }

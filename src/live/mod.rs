@@ -164,6 +164,9 @@ pub struct Relay {
     clock: ClockFn,
     /// Packets and payload bytes written so far, video then audio (sender reports).
     sent: [(AtomicU64, AtomicU64); 2],
+    /// Packets the capture handed over, video then audio: with `sent`, says whether a
+    /// silent stream stopped before the relay or in it.
+    from_capture: [AtomicU64; 2],
     api: API,
     /// The livestream's runtime (see the module doc).
     rt: tokio::runtime::Handle,
@@ -175,6 +178,7 @@ impl LiveFeed for Relay {
         let Ok(p) = Packet::unmarshal(&mut &bytes[..]) else {
             return;
         };
+        self.from_capture[usize::from(!video)].fetch_add(1, Ordering::Relaxed);
         let tx = if video { &self.video } else { &self.audio };
         // No receiver (nobody watching) is not an error.
         let _ = tx.send(Arc::new(p));
@@ -236,6 +240,7 @@ impl Relay {
             keyframe,
             clock,
             sent: Default::default(),
+            from_capture: Default::default(),
             api,
             rt: handle,
         })
@@ -245,6 +250,11 @@ impl Relay {
     /// packet, whatever the number of viewers: the stream's own bitrate).
     pub fn sent_bytes(&self) -> [u64; 2] {
         [0, 1].map(|i| self.sent[i].1.load(Ordering::Relaxed))
+    }
+
+    /// Packets the capture has handed to the relay since start, video then audio.
+    pub fn captured_packets(&self) -> [u64; 2] {
+        [0, 1].map(|i| self.from_capture[i].load(Ordering::Relaxed))
     }
 
     /// How many are watching `hearing_id` (all hearings when None): connected viewers.

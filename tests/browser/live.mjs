@@ -81,8 +81,11 @@ try {
         });
         const t = (await r.json()).token;
         const m = await (await fetch("/metrics", { headers: { authorization: "Bearer " + t } })).text();
-        const line = m.split("\n").find((l) => l.includes("livestream_sent_bytes") && l.includes('stream="audio"'));
-        return line ? line.trim().split(/\s+/).pop() : "none";
+        const value = (name) => {
+          const line = m.split("\n").find((l) => l.includes(name) && l.includes('stream="audio"'));
+          return line ? line.trim().split(/\s+/).pop() : "none";
+        };
+        return `${value("livestream_sent_bytes")} bytes sent of ${value("livestream_capture_packets")} packets from the capture`;
       });
     const before = await sentAudio();
     // Waits up to 8 s for audio to start after all.
@@ -90,7 +93,7 @@ try {
       const n = (await stats()).audioPackets;
       return n > 10 && n;
     }, 8000);
-    check(false, `audio packets arrive (${s.audioPackets}; within 8 s more: ${later}; the relay's audio bytes sent ${before} -> ${await sentAudio()})`);
+    check(false, `audio packets arrive (${s.audioPackets}; within 8 s more: ${later}; the relay's audio: ${before} -> ${await sentAudio()})`);
   }
   check(s.audioPackets > 10, `audio packets arrive (${s.audioPackets})`);
   const live = await brightness();

@@ -207,6 +207,27 @@ impl Daemon {
         }
     }
 
+    /// The daemon log's warnings, errors and lines naming `also`, without colours:
+    /// what a failing test prints so that a rare failure on CI explains itself.
+    pub fn log_notes(&self, also: &str) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut plain = String::new();
+        let mut in_escape = false;
+        for ch in text.chars() {
+            match (in_escape, ch) {
+                (false, '\u{1b}') => in_escape = true,
+                (true, c) if c.is_ascii_alphabetic() => in_escape = false,
+                (true, _) => {}
+                (false, c) => plain.push(c),
+            }
+        }
+        let picked: Vec<&str> = plain
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR ") || l.contains(also))
+            .collect();
+        picked[picked.len().saturating_sub(80)..].join("\n")
+    }
+
     pub fn restart(&mut self) {
         self.spawn();
     }
