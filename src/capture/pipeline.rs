@@ -58,6 +58,8 @@ impl Capture {
             })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| Error::new(ErrorKind::Internal, "pipeline description is not a pipeline"))?;
+        // Before any state change: see `clocking` (the mixers ran ahead at start-up).
+        super::clocking::fix_clock(&pipeline);
         let specs = super::track_specs(cfg);
         let shared = Arc::new(Shared {
             pipeline: pipeline.clone(),
@@ -470,15 +472,22 @@ impl Drop for Capture {
 /// audio), with its timestamp: cheap enough to leave on.
 fn trace_flow(pad: &gst::Pad, what: &'static str) {
     let seen = std::sync::atomic::AtomicU64::new(0);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let n = seen.fetch_add(1, Ordering::Relaxed) + 1;
         if (n == 1 || n.is_multiple_of(250))
             && let Some(b) = info.buffer()
         {
+            // The element's running time beside the buffer's: a mixer ahead of its clock
+            // waits until the clock catches up.
+            let clock_ns = pad
+                .parent_element()
+                .and_then(|e| e.current_running_time())
+                .map(|t| t.nseconds());
             tracing::debug!(
                 element = what,
                 buffers = n,
                 pts_ns = b.pts().map(|t| t.nseconds()),
+                clock_ns,
                 "public sound flows"
             );
         }
