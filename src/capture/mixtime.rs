@@ -4,9 +4,9 @@
 //! (`force-live`), and the microphone's source joins it once it starts. GStreamer
 //! 1.22's aggregator stamps the buffer it makes right after its *first* input ever
 //! joins with running time 0 (measured: ..., 0.52, 0.56, **0.00**, 0.64, ...): that
-//! buffer stands for the 40 ms after the one before it. At boot it has also run ahead
-//! of the clock before the join and then re-emits time it already covered (measured:
-//! ..., 0.16, **0.00, 0.12, 0.16, 0.20**, 0.24, ...). A microphone plugged in or found
+//! buffer stands for the 40 ms after the one before it. At boot it then also re-emits
+//! the time it already covered, from the start (measured with the clock fixed, see
+//! `clocking`: ..., 0.28, **0.00, 0.04, ..., 0.28**, 0.32, ...). A microphone plugged in or found
 //! after boot, while a hearing records, would put a buffer from the start of the day
 //! into the middle of its track (and into the room's mix) and step its encoder's clock
 //! back. This probe puts the first buffer that goes back right after the previous one

@@ -69,9 +69,11 @@ try {
   await page.waitForTimeout(2000);
   let s = await stats();
   check(s.frames > 10 && /h264/i.test(s.codec), `H.264 frames are decoded (${s.frames}, ${s.codec})`);
+  let audioDetail = "";
   if (!(s.audioPackets > 10)) {
-    // Seen rarely in full runs, never alone: say whether the daemon sent audio at all
-    // and whether it came later, so the next failure tells where it stopped.
+    // Say whether the capture handed the relay audio, whether the relay sent it, and
+    // whether it came later (this once failed when the public mix ran ahead of its
+    // clock at start-up: see capture::clocking).
     const sentAudio = () =>
       page.evaluate(async () => {
         const r = await fetch("/api/v1/login", {
@@ -93,9 +95,9 @@ try {
       const n = (await stats()).audioPackets;
       return n > 10 && n;
     }, 8000);
-    check(false, `audio packets arrive (${s.audioPackets}; within 8 s more: ${later}; the relay's audio: ${before} -> ${await sentAudio()})`);
+    audioDetail = `; within 8 s more: ${later}; the relay's audio: ${before} -> ${await sentAudio()}`;
   }
-  check(s.audioPackets > 10, `audio packets arrive (${s.audioPackets})`);
+  check(s.audioPackets > 10, `audio packets arrive (${s.audioPackets}${audioDetail})`);
   const live = await brightness();
   check(live > 40, `the live picture shows the courtroom (brightness ${live.toFixed(0)})`);
   await page.screenshot({ path: path.join(SHOTS, "01-live-zh.png") });
