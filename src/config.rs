@@ -12,7 +12,10 @@ use toml::Spanned;
 pub mod archive;
 pub mod central;
 mod pipeline_text;
+mod sources;
 mod validate;
+
+pub use sources::{Camera, CameraKind, Microphone, MicrophoneKind, Role, TestWave};
 
 /// A configuration error that points at the file and line it comes from.
 #[derive(Debug, thiserror::Error)]
@@ -324,137 +327,6 @@ impl Default for Alarms {
             disk_free_min_bytes: 2 << 30,
             source_lost_ms: 2000,
             hearing_not_opened_s: 300,
-        }
-    }
-}
-
-/// Who or what a source points at; decides its place in the composite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Judge,
-    Clerk,
-    Plaintiff,
-    Defendant,
-    Witness,
-    Evidence,
-    Overview,
-    Other,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CameraKind {
-    /// GStreamer's videotestsrc: for demos and tests.
-    Test,
-    /// An IP camera; its H.264 is recorded as it arrives.
-    Rtsp,
-    /// A local capture device.
-    V4l2,
-    /// A media file looped as if it were a live camera.
-    File,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Camera {
-    pub id: String,
-    pub kind: CameraKind,
-    pub role: Role,
-    #[serde(default)]
-    pub label: String,
-    /// `test`: videotestsrc pattern name (smpte, ball, snow, pinwheel, ...).
-    #[serde(default)]
-    pub pattern: Option<String>,
-    /// `rtsp`: the main (recorded) stream.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// `rtsp`: optional low-resolution stream of the same camera for the composite and
-    /// previews, so the box never decodes the full-resolution stream.
-    #[serde(default)]
-    pub preview_url: Option<String>,
-    /// `v4l2`: device node.
-    #[serde(default)]
-    pub device: Option<Spanned<PathBuf>>,
-    /// `file`: the media file to loop.
-    #[serde(default)]
-    pub path: Option<Spanned<PathBuf>>,
-    #[serde(default = "default_cam_width")]
-    pub width: u32,
-    #[serde(default = "default_cam_height")]
-    pub height: u32,
-    #[serde(default = "default_fps")]
-    pub fps: u32,
-    #[serde(default = "default_cam_bitrate")]
-    pub bitrate_kbps: u32,
-}
-
-fn default_cam_width() -> u32 {
-    640
-}
-fn default_cam_height() -> u32 {
-    360
-}
-fn default_fps() -> u32 {
-    15
-}
-fn default_cam_bitrate() -> u32 {
-    600
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MicrophoneKind {
-    /// audiotestsrc: a tone with a beep every second, in step with the cameras' flash.
-    Test,
-    Alsa,
-    Pulse,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Microphone {
-    pub id: String,
-    pub kind: MicrophoneKind,
-    pub role: Role,
-    #[serde(default)]
-    pub label: String,
-    /// `test`: tone frequency.
-    #[serde(default)]
-    pub freq_hz: Option<f64>,
-    /// `test`: `ticks` (default: a beep each second), `sine` (a steady tone) or
-    /// `silence` (a dead microphone, for testing the alarm).
-    #[serde(default)]
-    pub wave: Option<TestWave>,
-    /// `alsa`/`pulse`: device name (e.g. `hw:1,0`); the system default if absent.
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(default = "default_audio_bitrate")]
-    pub bitrate_kbps: u32,
-}
-
-fn default_audio_bitrate() -> u32 {
-    64
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TestWave {
-    Ticks,
-    Sine,
-    Silence,
-    /// Pink noise: a level that never holds still, like speech (for meter tests).
-    Noise,
-}
-
-impl TestWave {
-    /// The `audiotestsrc` wave name.
-    pub fn gst_name(self) -> &'static str {
-        match self {
-            TestWave::Ticks => "ticks",
-            TestWave::Sine => "sine",
-            TestWave::Silence => "silence",
-            TestWave::Noise => "pink-noise",
         }
     }
 }

@@ -23,12 +23,14 @@ mod negotiate;
 mod policy;
 mod reports;
 pub mod rtmp;
+mod stack;
 pub mod watch;
 pub mod whip;
 
 use negotiate::{gather, whip_offer};
 pub use policy::enforce;
 pub use reports::{capture_clock_report, ntp_to_unix_ns};
+use stack::webrtc_api;
 
 use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
@@ -36,23 +38,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MediaEngine};
-use webrtc::api::setting_engine::SettingEngine;
-use webrtc::api::{API, APIBuilder};
-use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::api::API;
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use webrtc::ice_transport::ice_server::RTCIceServer;
-use webrtc::interceptor::nack::responder::Responder;
-use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::packet::Packet;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::rtp_transceiver::{RTCPFeedback, RTCRtpTransceiverInit};
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::util::Unmarshal;
@@ -60,54 +58,6 @@ use webrtc::util::Unmarshal;
 /// Packets buffered between the capture and the writer task before it skips (about
 /// 10 s of video: only a stalled runtime would fill it).
 const FANOUT_PACKETS: usize = 1024;
-
-/// A viewer that stops answering ICE consent checks for this long is dropped (the
-/// crate's default, 25 s, keeps sending to a closed browser tab for half a minute).
-const VIEWER_FAILED_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Sent video packets each viewer keeps to answer NACKs: 2^9 = 512, several seconds
-/// of the public stream (~90 packets/s), far longer than any retransmission is still
-/// useful for live viewing. The webrtc crate's default (8192) costs about 1 MB per
-/// viewer for nothing.
-const NACK_LOG2_PACKETS: u8 = 9;
-
-/// The WebRTC stack every viewer's connection is made from: built once, so a viewer
-/// costs only its own connection. Send-only viewers need one interceptor: the NACK
-/// responder (retransmission). Sender reports come from `Relay::sender_reports`, on
-/// the capture clock. The default set's NACK generator, receiver reports and
-/// transport-wide congestion feedback serve incoming media, which there is none of,
-/// yet each adds work to every packet sent.
-fn webrtc_api() -> std::result::Result<API, webrtc::Error> {
-    let mut m = MediaEngine::default();
-    m.register_default_codecs()?;
-    for parameter in ["", "pli"] {
-        m.register_feedback(
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: parameter.to_owned(),
-            },
-            RTPCodecType::Video,
-        );
-    }
-    let mut registry = Registry::new();
-    registry.add(Box::new(
-        Responder::builder().with_log2_size(NACK_LOG2_PACKETS),
-    ));
-    let mut s = SettingEngine::default();
-    // No mDNS (a closed network); loopback candidates too (a viewer on the box).
-    s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-    s.set_include_loopback_candidate(true);
-    s.set_ice_timeouts(
-        Some(std::time::Duration::from_secs(4)),
-        Some(VIEWER_FAILED_AFTER),
-        Some(std::time::Duration::from_secs(2)),
-    );
-    Ok(APIBuilder::new()
-        .with_media_engine(m)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(s)
-        .build())
-}
 
 /// Who a connection serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ mod fixtures;
 mod health;
 pub mod hearings;
 pub mod interleave;
+mod livestream;
 pub mod recorder;
 pub mod recovery;
 pub mod router;
