@@ -20,7 +20,10 @@ pub const BAD_SIGNATURE: i32 = 14;
 pub const UNUSABLE: i32 = 15;
 pub const UNEXPECTED: i32 = 16;
 
-/// Records a hearing: open, mark, recess, resume, close. Returns its id.
+/// Records a hearing: open, mark, recess, resume, close. Returns its id. The pauses
+/// are the hearing's shape (how long it records, a recess of 1.5 s: a real gap in
+/// the media that a signed event must explain), not waits for something to happen:
+/// the sources are live, so only real time makes media.
 pub fn record(d: &Daemon, token: &str, case: &str, seconds: f64) -> String {
     let h = d.ok(
         "POST",
