@@ -127,15 +127,7 @@ impl AuditLog {
         }
         crate::sync_dir(dir)?;
         if let Some((key, _)) = &signer {
-            // The folder describes itself: `courtrec verify DATA/audit` needs nothing else.
-            let vkey = format!("{}\n", key.verifier().to_vkey());
-            if std::fs::read_to_string(dir.join("device.vkey"))
-                .ok()
-                .as_deref()
-                != Some(vkey.as_str())
-            {
-                crate::write_atomic(&dir.join("device.vkey"), vkey.as_bytes())?;
-            }
+            crate::signedlog::write_vkey(dir, key)?;
         }
         let newest = crate::checkpoint::sizes_in(&dir.join("checkpoints"))
             .last()
@@ -269,27 +261,17 @@ impl AuditLog {
             st.last_sign_at = Some(Instant::now());
             return;
         }
-        let cp = Checkpoint {
-            device_id: device_id.clone(),
-            hearing_id: LOG_NAME.into(),
-            size: st.next_n,
-            root: st.frontier.root(),
-            time: format_wall(chrono::Utc::now()),
-            prev: st.last_signed,
-            closed: false,
+        let origin = crate::signedlog::Origin {
+            device_id,
+            log_name: LOG_NAME,
         };
-        let path = self
-            .dir
-            .join("checkpoints")
-            .join(Checkpoint::file_name(cp.size));
-        let res = key.sign_note(&cp.body()).and_then(|note| {
-            crate::fault::hit("checkpoint.write", &path)
-                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-            crate::write_atomic(&path, note.as_bytes())
-        });
+        let size = st.next_n;
+        let root = st.frontier.root();
+        let res =
+            crate::signedlog::sign_checkpoint(&self.dir, key, &origin, size, root, st.last_signed);
         match res {
-            Ok(()) => {
-                st.last_signed = cp.size;
+            Ok(_) => {
+                st.last_signed = size;
                 st.last_sign_at = Some(Instant::now());
                 st.sign_error = None;
             }

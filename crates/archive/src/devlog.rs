@@ -20,6 +20,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Manifest;
 use crate::merkle::Hash;
 use crate::records::{Entry, format_wall};
+use crate::signedlog;
 use crate::signing::DeviceKey;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -156,17 +157,7 @@ pub fn latest_by_hearing(entries: &[Entry<DevRecord>]) -> HashMap<String, Signed
 impl DeviceLog {
     /// Opens the device log in `dir` (`DATA/device-log`), creating it on first start.
     pub fn open(dir: &Path, device_id: &str, key: Arc<DeviceKey>) -> Result<DeviceLog> {
-        std::fs::create_dir_all(dir.join("checkpoints"))
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let vkey = format!("{}\n", key.verifier().to_vkey());
-        if std::fs::read_to_string(dir.join("device.vkey"))
-            .ok()
-            .as_deref()
-            != Some(vkey.as_str())
-        {
-            // The folder describes itself, like a hearing's.
-            crate::write_atomic(&dir.join("device.vkey"), vkey.as_bytes())?;
-        }
+        signedlog::prepare_dir(dir, &key)?;
         let log = DeviceLog {
             dir: dir.to_path_buf(),
             device_id: device_id.to_string(),
@@ -185,11 +176,7 @@ impl DeviceLog {
 
     fn load(dir: &Path) -> Result<Inner> {
         let (manifest, report) = Manifest::open_as(&dir.join("manifest.jsonl"), "devlog")?;
-        let last_checkpoint = crate::checkpoint::sizes_in(&dir.join("checkpoints"))
-            .into_iter()
-            .filter(|&s| s <= manifest.len())
-            .max()
-            .unwrap_or(0);
+        let last_checkpoint = signedlog::last_checkpoint(dir, manifest.len());
         Ok(Inner {
             manifest,
             last_checkpoint,
@@ -247,25 +234,20 @@ impl DeviceLog {
                 },
             );
         }
-        let cp = Checkpoint {
-            device_id: self.device_id.clone(),
-            hearing_id: LOG_NAME.to_string(),
-            size: inner.manifest.len(),
-            root: inner.manifest.root(),
-            time: format_wall(chrono::Utc::now()),
-            prev: inner.last_checkpoint,
-            closed: false,
+        let origin = signedlog::Origin {
+            device_id: &self.device_id,
+            log_name: LOG_NAME,
         };
-        let note = self.key.sign_note(&cp.body())?;
-        let path = self
-            .dir
-            .join("checkpoints")
-            .join(Checkpoint::file_name(cp.size));
-        crate::fault::hit("checkpoint.write", &path)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        // Atomic: a crash leaves the note whole or absent, never torn.
-        crate::write_atomic(&path, note.as_bytes())?;
-        inner.last_checkpoint = cp.size;
+        let (size, root) = (inner.manifest.len(), inner.manifest.root());
+        signedlog::sign_checkpoint(
+            &self.dir,
+            &self.key,
+            &origin,
+            size,
+            root,
+            inner.last_checkpoint,
+        )?;
+        inner.last_checkpoint = size;
         Ok(())
     }
 
@@ -315,12 +297,7 @@ pub fn proof_in(dir: &Path, hearing_id: &str, size: u64) -> Result<DevProof> {
                     format!("the device log has no signed line for checkpoint {size} of hearing {hearing_id}"),
                 )
             })?;
-        let text = bytes
-            .split(|&b| b == b'\n')
-            .nth(n)
-            .map(|l| String::from_utf8_lossy(l).to_string())
-            .unwrap_or_default();
-        let levels = crate::merkle::Levels::new(report.leaves);
+        let (text, proof) = signedlog::line_proof(&bytes, report.leaves, n as u64, tree_size);
         let note_path = dir
             .join("checkpoints")
             .join(Checkpoint::file_name(tree_size));
@@ -329,11 +306,7 @@ pub fn proof_in(dir: &Path, hearing_id: &str, size: u64) -> Result<DevProof> {
         Ok(DevProof {
             n: n as u64,
             text,
-            proof: levels
-                .inclusion_proof(n, tree_size as usize)
-                .iter()
-                .map(|h| B64.encode(h))
-                .collect(),
+            proof,
             tree_size,
             note,
         })

@@ -9,10 +9,10 @@
 //! checkpoint ([`Issuer`]): the verifier reads the range and tracks from that signed
 //! line, as from a box's own export event.
 
-use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Manifest;
-use crate::records::{EventRecord, Record, format_wall};
+use crate::records::{EventRecord, Record};
+use crate::signedlog;
 use crate::signing::DeviceKey;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -52,22 +52,9 @@ pub struct ExportLog {
 impl ExportLog {
     /// Opens (or creates) the export log in `dir`.
     pub fn open(dir: &Path, device_id: &str, key: Arc<DeviceKey>) -> Result<ExportLog> {
-        std::fs::create_dir_all(dir.join("checkpoints"))
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let vkey = format!("{}\n", key.verifier().to_vkey());
-        if std::fs::read_to_string(dir.join("device.vkey"))
-            .ok()
-            .as_deref()
-            != Some(&vkey)
-        {
-            crate::write_atomic(&dir.join("device.vkey"), vkey.as_bytes())?;
-        }
+        signedlog::prepare_dir(dir, &key)?;
         let (manifest, _) = Manifest::open_as(&dir.join("manifest.jsonl"), "export log")?;
-        let last_checkpoint = crate::checkpoint::sizes_in(&dir.join("checkpoints"))
-            .into_iter()
-            .filter(|&s| s <= manifest.len())
-            .max()
-            .unwrap_or(0);
+        let last_checkpoint = signedlog::last_checkpoint(dir, manifest.len());
         Ok(ExportLog {
             dir: dir.to_path_buf(),
             device_id: device_id.to_string(),
@@ -88,45 +75,31 @@ impl ExportLog {
             .map_err(|_| Error::new(ErrorKind::Internal, "export log lock poisoned"))?;
         let entry = inner.manifest.append(Record::Event(ev))?;
         let size = inner.manifest.len();
-        let cp = Checkpoint {
-            device_id: self.device_id.clone(),
-            hearing_id: LOG_NAME.to_string(),
-            size,
-            root: inner.manifest.root(),
-            time: format_wall(chrono::Utc::now()),
-            prev: inner.last_checkpoint,
-            closed: false,
+        let origin = signedlog::Origin {
+            device_id: &self.device_id,
+            log_name: LOG_NAME,
         };
-        let note = self.key.sign_note(&cp.body())?;
-        crate::write_atomic(
-            &self
-                .dir
-                .join("checkpoints")
-                .join(Checkpoint::file_name(size)),
-            note.as_bytes(),
+        let root = inner.manifest.root();
+        let note = signedlog::sign_checkpoint(
+            &self.dir,
+            &self.key,
+            &origin,
+            size,
+            root,
+            inner.last_checkpoint,
         )?;
         inner.last_checkpoint = size;
-        // The proof is over the exact bytes on disk.
         let bytes = std::fs::read(self.dir.join("manifest.jsonl"))
             .map_err(|e| Error::io("reading the export log", e))?;
         let report: crate::manifest::ReadReport<Record> =
             crate::manifest::parse(&bytes, "export log")?;
-        let text = bytes
-            .split(|&b| b == b'\n')
-            .nth(entry.n as usize)
-            .map(|l| String::from_utf8_lossy(l).to_string())
-            .unwrap_or_default();
-        let levels = crate::merkle::Levels::new(report.leaves);
+        let (text, proof) = signedlog::line_proof(&bytes, report.leaves, entry.n, size);
         Ok(Issuer {
             device_id: self.device_id.clone(),
             vkey: self.key.verifier().to_vkey(),
             n: entry.n,
             text,
-            proof: levels
-                .inclusion_proof(entry.n as usize, size as usize)
-                .iter()
-                .map(|h| crate::b64(h))
-                .collect(),
+            proof,
             tree_size: size,
             note,
         })
@@ -145,6 +118,7 @@ impl ExportLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Checkpoint;
     use crate::records::EventKind;
 
     #[test]

@@ -32,6 +32,7 @@ pub mod merkle;
 pub mod playlist;
 pub mod progress;
 pub mod records;
+mod signedlog;
 pub mod signing;
 pub mod ts;
 pub mod tsa;
