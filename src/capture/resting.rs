@@ -10,6 +10,8 @@
 //!   keyframe (a delta frame decoded without its references would smear the picture).
 //! - The composite's panes are thinned to the stills' rate between hearings: each
 //!   pane's scaling then works twice a second instead of at the camera's rate.
+//! - A test camera draws [`TEST_REST_FPS`] pictures a second unless its picture is
+//!   recorded or watched (drawing the pattern was most of what a test camera cost).
 //!
 //! A picture let through while resting is stretched to last until the next one: a
 //! compositor shows its background (or a camera's "signal lost" card) once a frame's
@@ -17,8 +19,8 @@
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How long a picture let through while resting is shown: past any sensible keyframe
 /// interval (cameras send one every 1-2 s), so the pane never falls back to its card.
@@ -26,6 +28,13 @@ const RESTING_PICTURE_NS: u64 = 4_000_000_000;
 
 /// A thinned pane passes one picture per this much running time (the stills' rate).
 const THIN_EVERY_NS: u64 = 500_000_000;
+
+/// A resting test camera's rate. Its frame (200 ms) is no longer than the recorder's
+/// gate lead, so once a hearing opens the camera is back at its full rate about when
+/// the first recorded frame is taken; until then its slot repeats the last picture
+/// (seen: the first full-rate picture 270 ms after the switch). The slot's compositor
+/// holds each picture for its whole duration, so the card never shows through.
+const TEST_REST_FPS: i32 = 5;
 
 /// Who needs the preview streams at full rate.
 #[derive(Debug)]
@@ -36,6 +45,20 @@ pub(super) struct PictureDemand {
     public: AtomicBool,
     /// There is a composite track at all (config).
     composite: bool,
+    /// The test cameras' rates.
+    rates: Mutex<Rates>,
+}
+
+/// The rate filters of the test cameras, and whether they rest.
+#[derive(Debug, Default)]
+struct Rates {
+    /// The recorder has said once whether it records (the pipeline runs and its
+    /// latency is set): before, test cameras keep their full rate, whose frame is the
+    /// latency they report (a resting one would report 200 ms and delay every mixer).
+    settled: bool,
+    resting: bool,
+    /// Each camera's capsfilter (`<id>_rate`) and its caps at the full rate.
+    filters: Vec<(gst::glib::WeakRef<gst::Element>, gst::Caps)>,
 }
 
 impl PictureDemand {
@@ -44,15 +67,56 @@ impl PictureDemand {
             recording: AtomicBool::new(false),
             public: AtomicBool::new(false),
             composite,
+            rates: Mutex::new(Rates::default()),
         }
     }
 
     pub(super) fn set_recording(&self, on: bool) {
         self.recording.store(on, Ordering::Release);
+        self.update_rates(true);
     }
 
     pub(super) fn set_public(&self, on: bool) {
         self.public.store(on, Ordering::Release);
+        self.update_rates(false);
+    }
+
+    /// Puts a test camera's rate filter under this demand (a source bin just built),
+    /// at the rate the demand wants now.
+    pub(super) fn add_test_camera(&self, filter: &gst::Element) {
+        let Some(full) = filter.property::<Option<gst::Caps>>("caps") else {
+            return;
+        };
+        let Ok(mut r) = self.rates.lock() else {
+            return;
+        };
+        if r.resting {
+            set_rate(filter, &full, true);
+        }
+        r.filters.retain(|(f, _)| f.upgrade().is_some());
+        r.filters.push((filter.downgrade(), full));
+    }
+
+    /// Moves the test cameras to the rate the demand wants, if it changed. Setting a
+    /// capsfilter's caps only marks its upstream for renegotiation: the source takes
+    /// the new rate at its next picture.
+    fn update_rates(&self, settle: bool) {
+        let Ok(mut r) = self.rates.lock() else {
+            return;
+        };
+        r.settled |= settle;
+        let rest = r.settled
+            && !(self.recording.load(Ordering::Acquire) || self.public.load(Ordering::Acquire));
+        if rest == r.resting {
+            return;
+        }
+        r.resting = rest;
+        r.filters.retain(|(f, _)| f.upgrade().is_some());
+        for (f, full) in &r.filters {
+            if let Some(f) = f.upgrade() {
+                set_rate(&f, full, rest);
+            }
+        }
     }
 
     /// True when the composite is recorded (its panes at full rate).
@@ -65,6 +129,24 @@ impl PictureDemand {
         (self.composite && self.recording.load(Ordering::Acquire))
             || self.public.load(Ordering::Acquire)
     }
+}
+
+/// Sets a test camera's capsfilter to its full caps, or to them at the resting rate.
+fn set_rate(filter: &gst::Element, full: &gst::Caps, rest: bool) {
+    if !rest {
+        filter.set_property("caps", full);
+        return;
+    }
+    let mut caps = full.copy();
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        let fps = s
+            .get::<gst::Fraction>("framerate")
+            .ok()
+            .filter(|f| *f < gst::Fraction::new(TEST_REST_FPS, 1))
+            .unwrap_or(gst::Fraction::new(TEST_REST_FPS, 1));
+        s.set("framerate", fps);
+    }
+    filter.set_property("caps", &caps);
 }
 
 /// Thins the pictures through `pad` (a composite pane's input) to one per
@@ -245,6 +327,69 @@ mod tests {
         let (passed, black) = run(false, true);
         assert!(passed >= 30, "only {passed} pictures while recorded");
         assert_eq!(black, 0);
+    }
+
+    /// A test camera rests once the recorder has settled and nobody needs its picture,
+    /// and comes back to its full rate when a hearing records or someone watches.
+    #[test]
+    fn test_cameras_rest_while_nobody_needs_their_picture() {
+        gst::init().unwrap();
+        let p = gst::parse::launch(
+            "videotestsrc is-live=true pattern=ball \
+             ! capsfilter name=cam_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
+             ! fakesink name=out sync=false",
+        )
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        // The duration of the latest picture, in ms.
+        let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let l = last_ms.clone();
+        let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+        out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(d) = info.buffer().and_then(|b| b.duration()) {
+                l.store(d.mseconds(), Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let demand = PictureDemand::new(true);
+        demand.add_test_camera(&p.by_name("cam_rate").unwrap());
+        p.set_state(gst::State::Playing).unwrap();
+        // Waits (up to 5 s) for the camera to draw pictures of `ms`.
+        let reaches = |ms: u64| {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < until {
+                if last_ms.load(Ordering::Relaxed) == ms {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            false
+        };
+        assert!(reaches(66), "full rate before the recorder settles");
+        demand.set_public(false);
+        let caps = p
+            .by_name("cam_rate")
+            .unwrap()
+            .property::<Option<gst::Caps>>("caps")
+            .unwrap();
+        assert_eq!(
+            caps.structure(0)
+                .unwrap()
+                .get::<gst::Fraction>("framerate")
+                .unwrap(),
+            gst::Fraction::new(15, 1),
+            "no rest before the recorder has said whether it records"
+        );
+        demand.set_recording(false);
+        assert!(reaches(200), "rests between hearings");
+        demand.set_public(true);
+        assert!(reaches(66), "full rate while someone watches");
+        demand.set_public(false);
+        assert!(reaches(200));
+        demand.set_recording(true);
+        assert!(reaches(66), "full rate while a hearing records");
+        p.set_state(gst::State::Null).unwrap();
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub(super) fn build_slot(
     {
         add_flash_probe(&pad, w, h);
     }
+    if let Some(rate) = bin.by_name(&format!("{}_rate", def.id)) {
+        // A test camera: it rests while its picture is neither recorded nor watched.
+        shared.demand.add_test_camera(&rate);
+    }
     if def.beep
         && let Some(pad) = bin
             .by_name(&format!("{}_beep", def.id))
