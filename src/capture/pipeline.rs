@@ -141,13 +141,16 @@ impl Capture {
             }
         }
 
-        // Between hearings the composite's panes rest ([`super::resting`]).
+        // Between hearings the composite's panes and the cards rest ([`super::resting`]).
         for cam in cfg.cameras() {
             if let Some(pad) = pipeline
                 .by_name(&format!("{}_pane", cam.id))
                 .and_then(|q| q.static_pad("sink"))
             {
                 super::resting::thin(&pad, shared.demand.clone());
+            }
+            if let Some(card) = pipeline.by_name(&format!("{}_cardrate", cam.id)) {
+                shared.demand.add_rate_filter(&card);
             }
         }
 

@@ -10,8 +10,9 @@
 //!   keyframe (a delta frame decoded without its references would smear the picture).
 //! - The composite's panes are thinned to the stills' rate between hearings: each
 //!   pane's scaling then works twice a second instead of at the camera's rate.
-//! - A test camera draws [`TEST_REST_FPS`] pictures a second unless its picture is
-//!   recorded or watched (drawing the pattern was most of what a test camera cost).
+//! - A test camera, and each camera slot's "signal lost" card, draw [`REST_FPS`]
+//!   pictures a second unless the camera's picture is recorded or watched (drawing the
+//!   pattern was most of what a test camera cost; the four cards cost as much).
 //!
 //! A picture let through while resting is stretched to last until the next one: a
 //! compositor shows its background (or a camera's "signal lost" card) once a frame's
@@ -29,12 +30,13 @@ const RESTING_PICTURE_NS: u64 = 4_000_000_000;
 /// A thinned pane passes one picture per this much running time (the stills' rate).
 const THIN_EVERY_NS: u64 = 500_000_000;
 
-/// A resting test camera's rate. Its frame (200 ms) is no longer than the recorder's
-/// gate lead, so once a hearing opens the camera is back at its full rate about when
-/// the first recorded frame is taken; until then its slot repeats the last picture
-/// (seen: the first full-rate picture 270 ms after the switch). The slot's compositor
-/// holds each picture for its whole duration, so the card never shows through.
-const TEST_REST_FPS: i32 = 5;
+/// A resting test camera's or card's rate. Its frame (200 ms) is no longer than the
+/// recorder's gate lead, so once a hearing opens the camera is back at its full rate
+/// about when the first recorded frame is taken; until then its slot repeats the last
+/// picture (seen: the first full-rate picture 270 ms after the switch). The slot's
+/// compositor holds each picture for its whole duration, so the card never shows
+/// through, and a card alone still makes a frame at the slot's every frame time.
+const REST_FPS: i32 = 5;
 
 /// Who needs the preview streams at full rate.
 #[derive(Debug)]
@@ -45,11 +47,11 @@ pub(super) struct PictureDemand {
     public: AtomicBool,
     /// There is a composite track at all (config).
     composite: bool,
-    /// The test cameras' rates.
+    /// The test cameras' and the cards' rates.
     rates: Mutex<Rates>,
 }
 
-/// The rate filters of the test cameras, and whether they rest.
+/// The rate filters of the test cameras and the cards, and whether they rest.
 #[derive(Debug, Default)]
 struct Rates {
     /// The recorder has said once whether it records (the pipeline runs and its
@@ -57,7 +59,7 @@ struct Rates {
     /// latency they report (a resting one would report 200 ms and delay every mixer).
     settled: bool,
     resting: bool,
-    /// Each camera's capsfilter (`<id>_rate`) and its caps at the full rate.
+    /// Each capsfilter (`<id>_rate`, `<id>_cardrate`) and its caps at the full rate.
     filters: Vec<(gst::glib::WeakRef<gst::Element>, gst::Caps)>,
 }
 
@@ -81,9 +83,9 @@ impl PictureDemand {
         self.update_rates(false);
     }
 
-    /// Puts a test camera's rate filter under this demand (a source bin just built),
-    /// at the rate the demand wants now.
-    pub(super) fn add_test_camera(&self, filter: &gst::Element) {
+    /// Puts a rate filter under this demand (a test camera's, in a source bin just
+    /// built, or a camera slot's "signal lost" card's), at the rate it wants now.
+    pub(super) fn add_rate_filter(&self, filter: &gst::Element) {
         let Some(full) = filter.property::<Option<gst::Caps>>("caps") else {
             return;
         };
@@ -97,7 +99,7 @@ impl PictureDemand {
         r.filters.push((filter.downgrade(), full));
     }
 
-    /// Moves the test cameras to the rate the demand wants, if it changed. Setting a
+    /// Moves the rate filters to the rate the demand wants, if it changed. Setting a
     /// capsfilter's caps only marks its upstream for renegotiation: the source takes
     /// the new rate at its next picture.
     fn update_rates(&self, settle: bool) {
@@ -131,7 +133,7 @@ impl PictureDemand {
     }
 }
 
-/// Sets a test camera's capsfilter to its full caps, or to them at the resting rate.
+/// Sets a rate filter to its full caps, or to them at the resting rate.
 fn set_rate(filter: &gst::Element, full: &gst::Caps, rest: bool) {
     if !rest {
         filter.set_property("caps", full);
@@ -142,8 +144,8 @@ fn set_rate(filter: &gst::Element, full: &gst::Caps, rest: bool) {
         let fps = s
             .get::<gst::Fraction>("framerate")
             .ok()
-            .filter(|f| *f < gst::Fraction::new(TEST_REST_FPS, 1))
-            .unwrap_or(gst::Fraction::new(TEST_REST_FPS, 1));
+            .filter(|f| *f < gst::Fraction::new(REST_FPS, 1))
+            .unwrap_or(gst::Fraction::new(REST_FPS, 1));
         s.set("framerate", fps);
     }
     filter.set_property("caps", &caps);
@@ -353,7 +355,7 @@ mod tests {
             gst::PadProbeReturn::Ok
         });
         let demand = PictureDemand::new(true);
-        demand.add_test_camera(&p.by_name("cam_rate").unwrap());
+        demand.add_rate_filter(&p.by_name("cam_rate").unwrap());
         p.set_state(gst::State::Playing).unwrap();
         // Waits (up to 5 s) for the camera to draw pictures of `ms`.
         let reaches = |ms: u64| {

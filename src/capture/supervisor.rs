@@ -128,7 +128,7 @@ pub(super) fn build_slot(
     }
     if let Some(rate) = bin.by_name(&format!("{}_rate", def.id)) {
         // A test camera: it rests while its picture is neither recorded nor watched.
-        shared.demand.add_test_camera(&rate);
+        shared.demand.add_rate_filter(&rate);
     }
     if def.beep
         && let Some(pad) = bin
