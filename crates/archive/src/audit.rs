@@ -84,7 +84,7 @@ struct State {
 pub struct AuditLog {
     dir: PathBuf,
     path: PathBuf,
-    signer: Option<(Arc<DeviceKey>, String)>,
+    signer: Option<crate::signedlog::Signer>,
     state: Mutex<State>,
 }
 
@@ -126,8 +126,9 @@ impl AuditLog {
                 .map_err(|e| Error::io(format!("cutting a torn line of {}", path.display()), e))?;
         }
         crate::sync_dir(dir)?;
-        if let Some((key, _)) = &signer {
-            crate::signedlog::write_vkey(dir, key)?;
+        let signer = signer.map(|(key, id)| crate::signedlog::Signer::new(dir, &id, key, LOG_NAME));
+        if let Some(s) = &signer {
+            crate::signedlog::write_vkey(dir, &s.key)?;
         }
         let newest = crate::checkpoint::sizes_in(&dir.join("checkpoints"))
             .last()
@@ -135,12 +136,13 @@ impl AuditLog {
         let last_signed = newest.filter(|&s| s <= n).unwrap_or(0);
         // The newest signed head must still describe the entries on disk.
         let tampered = match (&signer, newest) {
-            (Some((key, _)), Some(size)) => {
+            (Some(s), Some(size)) => {
                 let note = std::fs::read_to_string(
                     dir.join("checkpoints").join(Checkpoint::file_name(size)),
                 )
                 .unwrap_or_default();
-                let ok = key
+                let ok = s
+                    .key
                     .verifier()
                     .verify_note(&note)
                     .ok()
@@ -251,7 +253,7 @@ impl AuditLog {
     }
 
     fn sign_locked(&self, st: &mut State) {
-        let Some((key, device_id)) = &self.signer else {
+        let Some(signer) = &self.signer else {
             return;
         };
         if st.tampered.is_some() {
@@ -261,15 +263,8 @@ impl AuditLog {
             st.last_sign_at = Some(Instant::now());
             return;
         }
-        let origin = crate::signedlog::Origin {
-            device_id,
-            log_name: LOG_NAME,
-        };
         let size = st.next_n;
-        let root = st.frontier.root();
-        let res =
-            crate::signedlog::sign_checkpoint(&self.dir, key, &origin, size, root, st.last_signed);
-        match res {
+        match signer.sign(size, st.frontier.root(), st.last_signed) {
             Ok(_) => {
                 st.last_signed = size;
                 st.last_sign_at = Some(Instant::now());

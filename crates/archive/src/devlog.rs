@@ -117,9 +117,7 @@ struct Inner {
 
 /// The open device log of this box.
 pub struct DeviceLog {
-    dir: PathBuf,
-    device_id: String,
-    key: Arc<DeviceKey>,
+    signer: signedlog::Signer,
     inner: Mutex<Inner>,
 }
 
@@ -159,9 +157,7 @@ impl DeviceLog {
     pub fn open(dir: &Path, device_id: &str, key: Arc<DeviceKey>) -> Result<DeviceLog> {
         signedlog::prepare_dir(dir, &key)?;
         let log = DeviceLog {
-            dir: dir.to_path_buf(),
-            device_id: device_id.to_string(),
-            key,
+            signer: signedlog::Signer::new(dir, device_id, key, LOG_NAME),
             inner: Mutex::new(Self::load(dir)?),
         };
         let empty = log.lock()?.manifest.is_empty();
@@ -192,7 +188,7 @@ impl DeviceLog {
 
     /// Holds the cross-process lock of the device log.
     fn flock(&self) -> Result<nix::fcntl::Flock<std::fs::File>> {
-        let path = self.dir.join("lock");
+        let path = self.signer.dir.join("lock");
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -212,7 +208,7 @@ impl DeviceLog {
         let mut inner = self.lock()?;
         if !inner.manifest.unchanged_on_disk() {
             // Another process (`courtrec export`) appended: catch up before appending.
-            *inner = Self::load(&self.dir)?;
+            *inner = Self::load(&self.signer.dir)?;
         }
         let entry = inner.manifest.append(rec)?;
         if let DevRecord::Checkpoint {
@@ -234,19 +230,9 @@ impl DeviceLog {
                 },
             );
         }
-        let origin = signedlog::Origin {
-            device_id: &self.device_id,
-            log_name: LOG_NAME,
-        };
-        let (size, root) = (inner.manifest.len(), inner.manifest.root());
-        signedlog::sign_checkpoint(
-            &self.dir,
-            &self.key,
-            &origin,
-            size,
-            root,
-            inner.last_checkpoint,
-        )?;
+        let size = inner.manifest.len();
+        self.signer
+            .sign(size, inner.manifest.root(), inner.last_checkpoint)?;
         inner.last_checkpoint = size;
         Ok(())
     }
@@ -262,14 +248,14 @@ impl DeviceLog {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.signer.dir
     }
 
     /// The device log's line recording checkpoint `size` of `hearing_id`, proven
     /// against the device log's newest checkpoint (for an export bundle).
     pub fn proof(&self, hearing_id: &str, size: u64) -> Result<DevProof> {
         let _flock = self.flock()?;
-        proof_in(&self.dir, hearing_id, size)
+        proof_in(&self.signer.dir, hearing_id, size)
     }
 }
 

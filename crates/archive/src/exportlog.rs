@@ -15,7 +15,7 @@ use crate::records::{EventRecord, Record};
 use crate::signedlog;
 use crate::signing::DeviceKey;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The `hearing` part of the export log's checkpoint origin.
@@ -43,9 +43,7 @@ struct Inner {
 }
 
 pub struct ExportLog {
-    dir: PathBuf,
-    device_id: String,
-    key: Arc<DeviceKey>,
+    signer: signedlog::Signer,
     inner: Mutex<Inner>,
 }
 
@@ -56,9 +54,7 @@ impl ExportLog {
         let (manifest, _) = Manifest::open_as(&dir.join("manifest.jsonl"), "export log")?;
         let last_checkpoint = signedlog::last_checkpoint(dir, manifest.len());
         Ok(ExportLog {
-            dir: dir.to_path_buf(),
-            device_id: device_id.to_string(),
-            key,
+            signer: signedlog::Signer::new(dir, device_id, key, LOG_NAME),
             inner: Mutex::new(Inner {
                 manifest,
                 last_checkpoint,
@@ -75,28 +71,18 @@ impl ExportLog {
             .map_err(|_| Error::new(ErrorKind::Internal, "export log lock poisoned"))?;
         let entry = inner.manifest.append(Record::Event(ev))?;
         let size = inner.manifest.len();
-        let origin = signedlog::Origin {
-            device_id: &self.device_id,
-            log_name: LOG_NAME,
-        };
-        let root = inner.manifest.root();
-        let note = signedlog::sign_checkpoint(
-            &self.dir,
-            &self.key,
-            &origin,
-            size,
-            root,
-            inner.last_checkpoint,
-        )?;
+        let note = self
+            .signer
+            .sign(size, inner.manifest.root(), inner.last_checkpoint)?;
         inner.last_checkpoint = size;
-        let bytes = std::fs::read(self.dir.join("manifest.jsonl"))
+        let bytes = std::fs::read(self.signer.dir.join("manifest.jsonl"))
             .map_err(|e| Error::io("reading the export log", e))?;
         let report: crate::manifest::ReadReport<Record> =
             crate::manifest::parse(&bytes, "export log")?;
         let (text, proof) = signedlog::line_proof(&bytes, report.leaves, entry.n, size);
         Ok(Issuer {
-            device_id: self.device_id.clone(),
-            vkey: self.key.verifier().to_vkey(),
+            device_id: self.signer.device_id.clone(),
+            vkey: self.signer.key.verifier().to_vkey(),
             n: entry.n,
             text,
             proof,
@@ -106,12 +92,12 @@ impl ExportLog {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.signer.dir
     }
 
     /// The archive server's id (the `device_id` of its export events).
     pub fn device_id(&self) -> &str {
-        &self.device_id
+        &self.signer.device_id
     }
 }
 

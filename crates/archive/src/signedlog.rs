@@ -1,6 +1,6 @@
-//! What the box's device log and the archive server's export log share: a folder that
-//! describes itself (`device.vkey`), a C2SP checkpoint signed over the whole log after
-//! every line (origin `courtrec/<device>/<log name>`), and the inclusion proof of one
+//! What the box's device log, its audit log and the archive server's export log share:
+//! a folder that describes itself (`device.vkey`), a C2SP checkpoint signed over the
+//! whole log as it grows (origin `courtrec/<device>/<log name>`), and the inclusion proof of one
 //! line against a checkpoint, for an export bundle to carry.
 
 use crate::checkpoint::Checkpoint;
@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::merkle::{Hash, Levels};
 use crate::records::format_wall;
 use crate::signing::DeviceKey;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Makes the log's folder and its `checkpoints/`, and writes its `device.vkey`.
 pub(crate) fn prepare_dir(dir: &Path, key: &DeviceKey) -> Result<()> {
@@ -42,39 +43,55 @@ pub(crate) fn last_checkpoint(dir: &Path, lines: u64) -> u64 {
         .unwrap_or(0)
 }
 
-/// The log's identity in its checkpoints: the device (or archive server) and the log.
-pub(crate) struct Origin<'a> {
-    pub device_id: &'a str,
-    pub log_name: &'a str,
+/// Signs a log's checkpoints into its folder's `checkpoints/`. The device (or archive
+/// server) and the log's name make the checkpoint's origin
+/// `courtrec/<device>/<log name>`.
+pub(crate) struct Signer {
+    pub dir: PathBuf,
+    pub device_id: String,
+    pub key: Arc<DeviceKey>,
+    log_name: &'static str,
 }
 
-/// Signs a checkpoint of the log's first `size` lines (Merkle `root`, following
-/// checkpoint `prev`) and writes it to `checkpoints/`. Returns the signed note.
-/// Atomic: a crash leaves the note whole or absent, never torn; a note that cannot be
-/// written is an error, and the next line's checkpoint covers this one.
-pub(crate) fn sign_checkpoint(
-    dir: &Path,
-    key: &DeviceKey,
-    origin: &Origin,
-    size: u64,
-    root: Hash,
-    prev: u64,
-) -> Result<String> {
-    let cp = Checkpoint {
-        device_id: origin.device_id.to_string(),
-        hearing_id: origin.log_name.to_string(),
-        size,
-        root,
-        time: format_wall(chrono::Utc::now()),
-        prev,
-        closed: false,
-    };
-    let note = key.sign_note(&cp.body())?;
-    let path = dir.join("checkpoints").join(Checkpoint::file_name(size));
-    crate::fault::hit("checkpoint.write", &path)
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    crate::write_atomic(&path, note.as_bytes())?;
-    Ok(note)
+impl Signer {
+    pub(crate) fn new(
+        dir: &Path,
+        device_id: &str,
+        key: Arc<DeviceKey>,
+        log_name: &'static str,
+    ) -> Signer {
+        Signer {
+            dir: dir.to_path_buf(),
+            device_id: device_id.to_string(),
+            key,
+            log_name,
+        }
+    }
+
+    /// Signs a checkpoint of the log's first `size` lines (Merkle `root`, following
+    /// checkpoint `prev`) and writes it. Returns the signed note. Atomic: a crash
+    /// leaves the note whole or absent, never torn; a note that cannot be written is an
+    /// error, and the next line's checkpoint covers this one.
+    pub(crate) fn sign(&self, size: u64, root: Hash, prev: u64) -> Result<String> {
+        let cp = Checkpoint {
+            device_id: self.device_id.clone(),
+            hearing_id: self.log_name.to_string(),
+            size,
+            root,
+            time: format_wall(chrono::Utc::now()),
+            prev,
+            closed: false,
+        };
+        let note = self.key.sign_note(&cp.body())?;
+        let path = self
+            .dir
+            .join("checkpoints")
+            .join(Checkpoint::file_name(size));
+        crate::fault::hit("checkpoint.write", &path)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        crate::write_atomic(&path, note.as_bytes())?;
+        Ok(note)
+    }
 }
 
 /// Line `n` of a log's bytes as written, and its RFC 9162 inclusion proof (base64)
