@@ -4,6 +4,11 @@
 
 pub mod evidence;
 pub mod garage;
+pub mod livestream;
+mod recordings;
+pub mod replica;
+
+pub use recordings::*;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -377,148 +382,6 @@ impl Drop for Daemon {
     }
 }
 
-/// What ffprobe says of one file.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub start_s: f64,
-    pub duration_s: f64,
-    pub codecs: Vec<String>,
-    pub json: Value,
-}
-
-pub fn ffprobe(path: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_format",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let f = |k: &str| {
-        v["format"][k]
-            .as_str()
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    Probe {
-        start_s: f("start_time"),
-        duration_s: f("duration"),
-        codecs: v["streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["codec_name"].as_str().unwrap_or("?").to_string())
-            .collect(),
-        json: v,
-    }
-}
-
-/// Decodes a file completely with ffmpeg; panics with ffmpeg's words on any error.
-pub fn assert_decodes(path: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&out.stderr);
-    if !(out.status.success() && err.trim().is_empty()) {
-        // Keep the evidence for whoever reads the failure.
-        let keep = artifacts("failed-segments").join(
-            path.iter()
-                .rev()
-                .take(3)
-                .collect::<Vec<_>>()
-                .iter()
-                .rev()
-                .map(|c| c.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("_"),
-        );
-        let _ = std::fs::copy(path, &keep);
-        panic!(
-            "{} does not decode cleanly (copy in {}): {err}",
-            path.display(),
-            keep.display()
-        );
-    }
-}
-
-/// Seconds of media the least-recorded track of a hearing has in sealed segments, read
-/// from its manifest as it grows (lines not yet whole are skipped).
-pub fn recorded_s(data: &Path, id: &str) -> f64 {
-    let text = std::fs::read_to_string(data.join("hearings").join(id).join("manifest.jsonl"))
-        .unwrap_or_default();
-    let recs: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| v["record"].clone())
-        .collect();
-    let Some(tracks) = recs.first().and_then(|r| r["meta"]["tracks"].as_array()) else {
-        return 0.0;
-    };
-    tracks
-        .iter()
-        .map(|t| {
-            recs.iter()
-                .filter(|r| r["type"] == "segment" && r["track"] == t["name"])
-                .filter_map(|r| r["media_duration_ns"].as_u64())
-                .sum::<u64>() as f64
-                / 1e9
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-/// Waits until every track of the hearing has `secs` of sealed media: recording for
-/// real rather than sleeping for a guessed time.
-pub fn wait_recorded(data: &Path, id: &str, secs: f64) {
-    assert!(
-        wait_for(Duration::from_secs(60), || recorded_s(data, id) >= secs),
-        "hearing {id}: only {:.1} s recorded on some track after 60 s (wanted {secs} s)",
-        recorded_s(data, id)
-    );
-}
-
-/// The records of a hearing's manifest.
-pub fn manifest(data: &Path, id: &str) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(data.join("hearings").join(id).join("manifest.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["record"].clone())
-        .collect()
-}
-
-pub fn segments<'a>(records: &'a [Value], track: &str) -> Vec<&'a Value> {
-    let mut v: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["type"] == "segment" && r["track"] == track)
-        .collect();
-    v.sort_by_key(|r| r["seq"].as_u64());
-    v
-}
-
-/// The segment files on disk of a track, sorted.
-pub fn files(data: &Path, id: &str, track: &str) -> Vec<PathBuf> {
-    let dir = data.join("hearings").join(id).join("tracks").join(track);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 pub fn events_of(h: &Value, kinds: &[&str]) -> Vec<Value> {
     h["events"]
         .as_array()
@@ -556,59 +419,6 @@ pub fn users_toml() -> String {
         .collect()
 }
 
-/// Makes a short H.264 test video (no B-frames) with ffmpeg.
-pub fn make_video(path: &Path, seconds: u32, size: &str, fps: u32) {
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc=size={size}:rate={fps}"))
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-g",
-            &fps.to_string(),
-            "-bf",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(path)
-        .status()
-        .expect("ffmpeg");
-    assert!(st.success());
-}
-
-/// Mean and brightest luma (0-255) of the frame at `offset_s` into a file, sampled
-/// at 160x90: a dark card with white text has a low mean and a bright maximum.
-pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", &format!("{offset_s:.3}"), "-i"])
-        .arg(path)
-        .args([
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=160:90",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    assert_eq!(
-        out.stdout.len(),
-        160 * 90,
-        "no frame at {offset_s} in {}",
-        path.display()
-    );
-    let sum: u64 = out.stdout.iter().map(|&v| v as u64).sum();
-    let max = out.stdout.iter().copied().max().unwrap_or(0);
-    (sum as f64 / out.stdout.len() as f64, max)
-}
-
 /// Polls `f` every 200 ms until it is true or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -629,44 +439,4 @@ pub fn alarm_keys(d: &Daemon, token: &str) -> Vec<String> {
         .iter()
         .map(|a| a["key"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Runs `courtrec verify` and returns its exit code and report.
-pub fn verify(path: &Path, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(bin())
-        .arg("verify")
-        .args(extra)
-        .arg(path)
-        .output()
-        .expect("run courtrec verify");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !text.contains("panicked"),
-        "verify must never panic: {text}"
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-/// Copies a folder tree (a hearing or a bundle) to a fresh place.
-pub fn copy_dir(from: &Path, to: &Path) {
-    try_copy_dir(from, to).unwrap()
-}
-
-/// [`copy_dir`] that reports a failure (the folder went away meanwhile).
-pub fn try_copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let dst = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            try_copy_dir(&e.path(), &dst)?;
-        } else {
-            std::fs::copy(e.path(), &dst)?;
-        }
-    }
-    Ok(())
 }
