@@ -192,7 +192,7 @@ pub struct Login {
     pub backoff_base_ms: u64,
     /// The longest wait.
     pub backoff_max_s: u64,
-    /// Password hashes (Argon2, 19 MiB each) checked at once; more logins wait.
+    /// Password hashes (Argon2, 7 MiB each) checked at once; more logins wait.
     pub max_hashes: usize,
 }
 

@@ -22,12 +22,17 @@ pub fn run(cfg: Config) -> Result<()> {
     for f in crate::archive::fault::arm_from_env() {
         tracing::warn!("TEST HOOK: injected failure armed: {f}");
     }
-    // Large allocations (a password hash's 19 MiB) always come from and go back to the
+    // Large allocations (a password hash's 7 MiB) always come from and go back to the
     // system: glibc would otherwise raise its threshold after the first one and keep
     // the memory of a login flood for good.
+    // Two malloc arenas, not glibc's default of eight per core: each of the pipeline's
+    // hundred-odd threads that allocates would otherwise get an arena of its own, and
+    // the memory freed in one is not reused by the others (the bench's whole job:
+    // peak RSS 183 -> 175 MB; CPU unchanged, threads keep their own small caches).
     // SAFETY: mallopt only changes the allocator's tuning, before threads start.
     unsafe {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
     }
     let cfg = Arc::new(cfg);
     let data = DataDir::new(cfg.server.data_dir.clone());
