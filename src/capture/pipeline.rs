@@ -141,7 +141,18 @@ impl Capture {
             }
         }
 
-        // Between hearings the composite's panes and the cards rest ([`super::resting`]).
+        // Between hearings the composite's panes, the cards and the mixers rest
+        // ([`super::resting`]).
+        use super::resting::{Behind, Need};
+        let mut rated = vec![
+            (
+                "comp_rate".to_string(),
+                Behind::RecordedMixer,
+                Need::Composite,
+            ),
+            ("pub_rate".to_string(), Behind::Mixer, Need::Public),
+            ("pub_cardrate".to_string(), Behind::Source, Need::Public),
+        ];
         for cam in cfg.cameras() {
             if let Some(pad) = pipeline
                 .by_name(&format!("{}_pane", cam.id))
@@ -149,8 +160,11 @@ impl Capture {
             {
                 super::resting::thin(&pad, shared.demand.clone());
             }
-            if let Some(card) = pipeline.by_name(&format!("{}_cardrate", cam.id)) {
-                shared.demand.add_rate_filter(&card);
+            rated.push((format!("{}_cardrate", cam.id), Behind::Source, Need::Camera));
+        }
+        for (name, behind, need) in rated {
+            if let Some(filter) = pipeline.by_name(&name) {
+                shared.demand.add_rate_filter(&filter, behind, need);
             }
         }
 

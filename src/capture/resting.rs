@@ -13,6 +13,20 @@
 //! - A test camera, and each camera slot's "signal lost" card, draw [`REST_FPS`]
 //!   pictures a second unless the camera's picture is recorded or watched (drawing the
 //!   pattern was most of what a test camera cost; the four cards cost as much).
+//! - The mixers make fewer pictures while nobody takes them: the composite's
+//!   compositor [`RECORDED_REST_FPS`] (it is recorded, and must be back at full rate
+//!   within the gate's lead), the public picture's and its "stream paused" card
+//!   [`REST_FPS`] (only a viewer waits for them). A camera slot's compositor does not
+//!   rest: it costs a fifth of the composite's, and resting it saved nothing
+//!   measurable (0.2 % of a core per slot either way) while its encoder would start
+//!   each hearing renegotiating.
+//!
+//! Resting is not seen in the pipeline's latency: a source or a mixer reports one of
+//! its frames as latency, and the mixers downstream wait by the latency they were last
+//! told. Answers to latency queries are given as at full rate (see
+//! [`report_full_rate_latency`]), so a latency recalculation while things rest (a
+//! mixer that changes its rate asks for one) does not leave the next hearing waiting
+//! by a resting frame.
 //!
 //! A picture let through while resting is stretched to last until the next one: a
 //! compositor shows its background (or a camera's "signal lost" card) once a frame's
@@ -38,6 +52,47 @@ const THIN_EVERY_NS: u64 = 500_000_000;
 /// through, and a card alone still makes a frame at the slot's every frame time.
 const REST_FPS: i32 = 5;
 
+/// How long the pipeline runs (running time) before anything rests.
+const REST_AFTER_START_NS: u64 = 2_000_000_000;
+
+/// A resting mixer's rate when its pictures are recorded (the composite). A live mixer takes a new rate only with its next picture, so after a
+/// hearing opens it makes one more resting frame: the first at full rate is at most
+/// two resting frames (200 ms) past the running time of the open, the gate's lead,
+/// and the first recorded frame is at full rate. At 5 fps it could be 400 ms.
+const RECORDED_REST_FPS: i32 = 10;
+
+/// What a rate filter sits behind, which sets its resting rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Behind {
+    /// A test camera or a card: [`REST_FPS`].
+    Source,
+    /// A mixer whose pictures are recorded (the composite): [`RECORDED_REST_FPS`].
+    RecordedMixer,
+    /// The public picture's mixer: [`REST_FPS`].
+    Mixer,
+}
+
+impl Behind {
+    fn rest_fps(self) -> i32 {
+        match self {
+            Behind::Source | Behind::Mixer => REST_FPS,
+            Behind::RecordedMixer => RECORDED_REST_FPS,
+        }
+    }
+}
+
+/// Who needs a rate filter's pictures at full rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Need {
+    /// A camera's own picture (a test camera, its slot, its card): a hearing records
+    /// it, or a viewer watches it.
+    Camera,
+    /// The composite: a hearing records it.
+    Composite,
+    /// The public picture: a viewer (or a platform) watches it.
+    Public,
+}
+
 /// Who needs the preview streams at full rate.
 #[derive(Debug)]
 pub(super) struct PictureDemand {
@@ -51,16 +106,30 @@ pub(super) struct PictureDemand {
     rates: Mutex<Rates>,
 }
 
-/// The rate filters of the test cameras and the cards, and whether they rest.
+/// The rate filters, and whether they rest.
 #[derive(Debug, Default)]
 struct Rates {
     /// The recorder has said once whether it records (the pipeline runs and its
-    /// latency is set): before, test cameras keep their full rate, whose frame is the
-    /// latency they report (a resting one would report 200 ms and delay every mixer).
+    /// latency is set): before, everything keeps its full rate.
     settled: bool,
+    /// The pipeline has run for [`REST_AFTER_START_NS`]. A mixer that changed its
+    /// rate in its first fraction of a second (its inputs still negotiating and
+    /// allocating) failed with "not negotiated" about one start in five, and its
+    /// sources with it; in steady state, hundreds of changes never did.
+    started: bool,
+    filters: Vec<RateFilter>,
+}
+
+/// A capsfilter behind a test camera, a card or a mixer (`<id>_rate`, `<id>_cardrate`,
+/// `comp_rate`, `pub_rate`, `pub_cardrate`).
+#[derive(Debug)]
+struct RateFilter {
+    filter: gst::glib::WeakRef<gst::Element>,
+    /// Its caps at the full rate.
+    full: gst::Caps,
+    behind: Behind,
+    need: Need,
     resting: bool,
-    /// Each capsfilter (`<id>_rate`, `<id>_cardrate`) and its caps at the full rate.
-    filters: Vec<(gst::glib::WeakRef<gst::Element>, gst::Caps)>,
 }
 
 impl PictureDemand {
@@ -83,40 +152,79 @@ impl PictureDemand {
         self.update_rates(false);
     }
 
-    /// Puts a rate filter under this demand (a test camera's, in a source bin just
-    /// built, or a camera slot's "signal lost" card's), at the rate it wants now.
-    pub(super) fn add_rate_filter(&self, filter: &gst::Element) {
+    /// Puts a rate filter under this demand, at the rate it wants now: it rests while
+    /// nobody in `need` takes its pictures.
+    pub(super) fn add_rate_filter(&self, filter: &gst::Element, behind: Behind, need: Need) {
         let Some(full) = filter.property::<Option<gst::Caps>>("caps") else {
             return;
         };
+        if let Some(pad) = filter.static_pad("src") {
+            report_full_rate_latency(&pad, &full);
+        }
         let Ok(mut r) = self.rates.lock() else {
             return;
         };
-        if r.resting {
-            set_rate(filter, &full, true);
+        let resting = r.settled && r.started && !self.needed(need);
+        if resting {
+            set_rate(filter, &full, behind.rest_fps());
         }
-        r.filters.retain(|(f, _)| f.upgrade().is_some());
-        r.filters.push((filter.downgrade(), full));
+        r.filters.retain(|f| f.filter.upgrade().is_some());
+        r.filters.push(RateFilter {
+            filter: filter.downgrade(),
+            full,
+            behind,
+            need,
+            resting,
+        });
     }
 
-    /// Moves the rate filters to the rate the demand wants, if it changed. Setting a
-    /// capsfilter's caps only marks its upstream for renegotiation: the source takes
-    /// the new rate at its next picture.
+    /// Tells the demand how long the pipeline has run (the capture supervisor does,
+    /// on each of its rounds): nothing rests before [`REST_AFTER_START_NS`].
+    pub(super) fn poll(&self, running_ns: Option<u64>) {
+        let starts = running_ns.is_some_and(|t| t >= REST_AFTER_START_NS)
+            && self.rates.lock().is_ok_and(|mut r| {
+                let first = !r.started;
+                r.started = true;
+                first
+            });
+        if starts {
+            self.update_rates(false);
+        }
+    }
+
+    /// Whether someone in `need` takes the pictures now.
+    fn needed(&self, need: Need) -> bool {
+        let recording = self.recording.load(Ordering::Acquire);
+        let public = self.public.load(Ordering::Acquire);
+        match need {
+            Need::Camera => recording || public,
+            Need::Composite => recording,
+            Need::Public => public,
+        }
+    }
+
+    /// Moves the rate filters to the rate the demand wants, where it changed. Setting
+    /// a capsfilter's caps only marks its upstream for renegotiation: the source (or
+    /// mixer) takes the new rate with its next picture.
     fn update_rates(&self, settle: bool) {
         let Ok(mut r) = self.rates.lock() else {
             return;
         };
         r.settled |= settle;
-        let rest = r.settled
-            && !(self.recording.load(Ordering::Acquire) || self.public.load(Ordering::Acquire));
-        if rest == r.resting {
-            return;
-        }
-        r.resting = rest;
-        r.filters.retain(|(f, _)| f.upgrade().is_some());
-        for (f, full) in &r.filters {
-            if let Some(f) = f.upgrade() {
-                set_rate(&f, full, rest);
+        r.filters.retain(|f| f.filter.upgrade().is_some());
+        let can_rest = r.settled && r.started;
+        for f in r.filters.iter_mut() {
+            let rest = can_rest && !self.needed(f.need);
+            if rest == f.resting {
+                continue;
+            }
+            f.resting = rest;
+            if let Some(filter) = f.filter.upgrade() {
+                if rest {
+                    set_rate(&filter, &f.full, f.behind.rest_fps());
+                } else {
+                    filter.set_property("caps", &f.full);
+                }
             }
         }
     }
@@ -133,22 +241,58 @@ impl PictureDemand {
     }
 }
 
-/// Sets a rate filter to its full caps, or to them at the resting rate.
-fn set_rate(filter: &gst::Element, full: &gst::Caps, rest: bool) {
-    if !rest {
-        filter.set_property("caps", full);
-        return;
-    }
+/// Sets a rate filter to its full caps at `rest_fps` (or their own rate, if lower).
+fn set_rate(filter: &gst::Element, full: &gst::Caps, rest_fps: i32) {
     let mut caps = full.copy();
     if let Some(s) = caps.make_mut().structure_mut(0) {
         let fps = s
             .get::<gst::Fraction>("framerate")
             .ok()
-            .filter(|f| *f < gst::Fraction::new(REST_FPS, 1))
-            .unwrap_or(gst::Fraction::new(REST_FPS, 1));
+            .filter(|f| *f < gst::Fraction::new(rest_fps, 1))
+            .unwrap_or(gst::Fraction::new(rest_fps, 1));
         s.set("framerate", fps);
     }
     filter.set_property("caps", &caps);
+}
+
+/// One frame at the rate of `caps`, in ns (None without a fixed positive rate).
+fn frame_ns(caps: &gst::CapsRef) -> Option<u64> {
+    let f = caps.structure(0)?.get::<gst::Fraction>("framerate").ok()?;
+    (f.numer() > 0 && f.denom() > 0).then(|| 1_000_000_000u64 * f.denom() as u64 / f.numer() as u64)
+}
+
+/// Answers latency queries through `pad` (a rate filter's output) as at the full
+/// rate of `full`: a live source or mixer counts one of its frames as its latency, and
+/// a resting one's frame is longer. Without this, a latency recalculation while things
+/// rest would have every mixer downstream wait by the resting frame for as long as
+/// the next hearing runs (and the livestream's delay grow by as much).
+fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
+    let Some(full_ns) = frame_ns(full) else {
+        return;
+    };
+    // A query's probe runs as it goes upstream (push) and as its answer comes back
+    // (pull): the answer is rewritten on its way back.
+    pad.add_probe(
+        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
+        move |pad, info| {
+            let Some(now_ns) = pad.current_caps().and_then(|c| frame_ns(&c)) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if now_ns <= full_ns {
+                return gst::PadProbeReturn::Ok;
+            }
+            if let Some(gst::PadProbeData::Query(q)) = &mut info.data
+                && let gst::QueryViewMut::Latency(l) = q.view_mut()
+            {
+                let (live, min, max) = l.result();
+                if live {
+                    let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
+                    l.set(live, gst::ClockTime::from_nseconds(ns), max);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Thins the pictures through `pad` (a composite pane's input) to one per
@@ -355,7 +499,13 @@ mod tests {
             gst::PadProbeReturn::Ok
         });
         let demand = PictureDemand::new(true);
-        demand.add_rate_filter(&p.by_name("cam_rate").unwrap());
+        demand.add_rate_filter(
+            &p.by_name("cam_rate").unwrap(),
+            Behind::Source,
+            Need::Camera,
+        );
+        // The pipeline's first seconds: nothing rests yet, whatever the recorder says.
+        demand.poll(Some(REST_AFTER_START_NS - 1));
         p.set_state(gst::State::Playing).unwrap();
         // Waits (up to 5 s) for the camera to draw pictures of `ms`.
         let reaches = |ms: u64| {
@@ -370,21 +520,40 @@ mod tests {
         };
         assert!(reaches(66), "full rate before the recorder settles");
         demand.set_public(false);
-        let caps = p
-            .by_name("cam_rate")
-            .unwrap()
-            .property::<Option<gst::Caps>>("caps")
-            .unwrap();
-        assert_eq!(
-            caps.structure(0)
+        // The rate the camera's filter asks for now.
+        let rate = || {
+            p.by_name("cam_rate")
+                .unwrap()
+                .property::<Option<gst::Caps>>("caps")
+                .unwrap()
+                .structure(0)
                 .unwrap()
                 .get::<gst::Fraction>("framerate")
-                .unwrap(),
+                .unwrap()
+        };
+        assert_eq!(
+            rate(),
             gst::Fraction::new(15, 1),
             "no rest before the recorder has said whether it records"
         );
         demand.set_recording(false);
+        assert_eq!(
+            rate(),
+            gst::Fraction::new(15, 1),
+            "no rest in the pipeline's first seconds"
+        );
+        demand.poll(Some(REST_AFTER_START_NS));
         assert!(reaches(200), "rests between hearings");
+        // Downstream is told the latency of the full rate (one 15 fps frame), not the
+        // resting frame's 200 ms.
+        let mut q = gst::query::Latency::new();
+        assert!(out.peer_query(&mut q));
+        let (live, min, _) = q.result();
+        assert!(live);
+        assert!(
+            min.mseconds().abs_diff(66) <= 1,
+            "latency reported while resting: {min}"
+        );
         demand.set_public(true);
         assert!(reaches(66), "full rate while someone watches");
         demand.set_public(false);

@@ -128,7 +128,11 @@ pub(super) fn build_slot(
     }
     if let Some(rate) = bin.by_name(&format!("{}_rate", def.id)) {
         // A test camera: it rests while its picture is neither recorded nor watched.
-        shared.demand.add_rate_filter(&rate);
+        shared.demand.add_rate_filter(
+            &rate,
+            super::resting::Behind::Source,
+            super::resting::Need::Camera,
+        );
     }
     if def.beep
         && let Some(pad) = bin
@@ -290,6 +294,12 @@ pub(super) fn supervise(
         if stopping.load(Ordering::Acquire) {
             return;
         }
+        shared.demand.poll(
+            shared
+                .pipeline
+                .current_running_time()
+                .map(gst::ClockTime::nseconds),
+        );
         // A failed latency recalculation leaves the mixers waiting by an old figure:
         // retried here until the sources can all answer. Failing at start-up is usual
         // (a source still starting); failing for long is worth a warning.
