@@ -196,12 +196,8 @@ fn hearings_reach_the_archive_as_they_record_and_leave_the_box_only_when_safe() 
 
     // Altered in the bucket: verify names the object. Objects that are not the
     // hearing's are reported as such.
-    let seg = bucket
-        .list(&format!("{gp}tracks/cam1/"))
-        .into_iter()
-        .nth(1)
-        .unwrap()
-        .0;
+    let cam1 = bucket.list_strict(&format!("{gp}tracks/cam1/"));
+    let seg = cam1.get(1).unwrap_or_else(|| panic!("{cam1:?}")).0.clone();
     let mut bytes = bucket.get(&seg);
     bytes[1000] ^= 0x55;
     bucket.overwrite(&seg, &bytes);

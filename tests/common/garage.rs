@@ -266,7 +266,15 @@ impl Bucket {
     }
 
     /// Keys and sizes under `prefix` (empty when the store does not answer).
+    /// Keys and sizes under `prefix`; empty if the store does not answer three times
+    /// running (a single failed call under load is not taken for an empty prefix).
     pub fn list(&self, prefix: &str) -> Vec<(String, u64)> {
+        for _ in 0..2 {
+            if let Ok(l) = self.rt.block_on(self.store.list(prefix, None)) {
+                return l.objects;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         self.rt
             .block_on(self.store.list(prefix, None))
             .map(|l| l.objects)
