@@ -28,12 +28,14 @@ fn main() {
             std::process::exit(2);
         };
         let factory = rtsp::RTSPMediaFactory::new();
-        // Shared: all clients see one stream, as from a real camera. The file plays
-        // once; at its end clients get end-of-stream (make it as long as the test).
+        // Each client gets its own stream of the file, as a camera encodes for each
+        // of its streams. (Shared among clients, a client reconnecting while another
+        // joined was once left without a picture for two tries running.) The file
+        // plays once; at its end clients get end-of-stream (make it as long as the test).
         factory.set_launch(&format!(
             "( filesrc location=\"{file}\" ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
         ));
-        factory.set_shared(true);
+        factory.set_shared(false);
         mounts.add_factory(&format!("/{mount}"), factory);
         println!("rtsp://127.0.0.1:{}/{mount} <- {file}", args[0]);
     }

@@ -1,6 +1,7 @@
 //! An IP camera over RTSP: its H.264 is recorded as it arrives (no re-encoding); when
 //! it is unplugged its track records the "signal lost" card, an alarm and a fault event
-//! are raised, and when it comes back recording switches back to its own stream.
+//! are raised, and when it comes back recording switches back to its own stream. Its
+//! preview stream fills its pane of the composite the whole time it is plugged in.
 
 mod common;
 use common::*;
@@ -53,8 +54,9 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         &cfg,
         format!(
             "[courtroom]\nid = \"t1\"\nname = \"RTSP\"\n[alarms]\nsource_lost_ms = 1000\n\
-             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
-             [[camera]]\nid = \"ip1\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\n\
+             [composite]\nlayout = 1\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"witness\"\n\
+             [[camera]]\nid = \"ip1\"\nkind = \"rtsp\"\nrole = \"judge\"\nurl = \"rtsp://127.0.0.1:{port}/cam\"\n\
              [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
             users_toml()
         ),
@@ -62,9 +64,17 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
     .unwrap();
     let mut d = Daemon::start(&tmp.path().join("data"), Some(&cfg), "rtsp");
     let clerk = d.login("clerk", "demo");
+    // No alarm is not enough: a source has a few seconds' grace at start-up.
+    let ip1_live = || {
+        d.ok("GET", "/api/v1/status", &clerk, None)["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "ip1" && s["state"] == "live")
+    };
     assert!(
-        wait_for(Duration::from_secs(15), || alarm_keys(&d, &clerk)
-            .is_empty()),
+        wait_for(Duration::from_secs(15), || ip1_live()
+            && alarm_keys(&d, &clerk).is_empty()),
         "camera live: {:?}",
         alarm_keys(&d, &clerk)
     );
@@ -76,7 +86,15 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
     );
     let id = h["id"].as_str().unwrap().to_string();
     d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
-    std::thread::sleep(Duration::from_secs(5));
+    // 12 s of recording (6 composite segments and the one being written) before the
+    // unplug: longer than a source may stay silent before it is rebuilt (5 s), so a
+    // preview stream wrongly rebuilt would show in the composite.
+    let segments = || files(&tmp.path().join("data"), &id, "composite").len();
+    assert!(
+        wait_for(Duration::from_secs(40), || segments() >= 7),
+        "composite segments: {}",
+        segments()
+    );
 
     drop(cam); // unplug
     assert!(wait_for(Duration::from_secs(10), || alarm_keys(&d, &clerk)
@@ -132,6 +150,26 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         "{widths:?}"
     );
     assert!(widths[back..].iter().all(|&w| w == 480), "{widths:?}");
+    // The composite (one pane: the IP camera, from its preview stream) shows the
+    // camera's picture, not its dark "signal lost" card, in the 12 s before the unplug.
+    // A preview stream once counted as stalled (it reports to no source status) and was
+    // reconnected every few seconds, the card in between.
+    let mut means = Vec::new();
+    for path in files(&data, &id, "composite").iter().take(6) {
+        means.extend(luma_means(path, 4));
+    }
+    // (A hearing opened in the daemon's first seconds can start on the card while the
+    // preview joins; the camera's picture must come within 4 s.)
+    let first = means.iter().position(|&m| m > 60.0);
+    assert!(
+        first.is_some_and(|i| i < 16),
+        "the camera's picture never came: {means:.0?}"
+    );
+    let first = first.unwrap_or(0);
+    assert!(
+        means.len() >= first + 32 && means[first..].iter().all(|&m| m > 60.0),
+        "the card in the composite while the camera was plugged in: {means:.0?}"
+    );
     // The other tracks did not notice.
     for track in ["cam1", "mic1", "composite"] {
         for p in files(&data, &id, track) {

@@ -10,7 +10,6 @@ const CAMERA_SLOT: &str = include_str!("../../pipelines/camera-slot.gst");
 const CAMERA_TEST: &str = include_str!("../../pipelines/camera-test.gst");
 const CAMERA_V4L2: &str = include_str!("../../pipelines/camera-v4l2.gst");
 const CAMERA_FILE: &str = include_str!("../../pipelines/camera-file.gst");
-const CAMERA_RTSP: &str = include_str!("../../pipelines/camera-rtsp.gst");
 const CAMERA_RTSP_PREVIEW: &str = include_str!("../../pipelines/camera-rtsp-preview.gst");
 const CAMERA_RECORD: &str = include_str!("../../pipelines/camera-record.gst");
 const CAMERA_RTSP_FALLBACK: &str = include_str!("../../pipelines/camera-rtsp-fallback.gst");
@@ -142,8 +141,12 @@ pub struct SourceDef {
     pub flash: Option<(usize, usize)>,
     /// Test microphones with ticks: gate the tone into the sync beep.
     pub beep: bool,
-    /// RTSP main stream: the track its appsink feeds.
+    /// RTSP main stream: the track it feeds (it has no bin: its frames go straight
+    /// to the track).
     pub rtsp_track: Option<usize>,
+    /// RTSP: the stream an RTSP client ([`super::rtsp`]) connects to, feeding the
+    /// track (main stream) or the bin's `appsrc` (preview).
+    pub rtsp_url: Option<String>,
 }
 
 /// The whole pipeline: the main description and the source bins.
@@ -163,13 +166,39 @@ impl Description {
                 .as_deref()
                 .map(|t| format!(" -> {t}"))
                 .unwrap_or_default();
-            s.push_str(&format!(
-                "\n# source bin '{}'{to}\n{}\n",
-                src.id,
-                src.desc.trim()
-            ));
+            if let Some(url) = &src.rtsp_url {
+                let feeds = if src.desc.is_empty() {
+                    " -> its track"
+                } else {
+                    ":"
+                };
+                s.push_str(&format!(
+                    "\n# RTSP client '{}' <- {}{feeds}\n",
+                    src.id,
+                    without_password(url)
+                ));
+            }
+            if !src.desc.is_empty() {
+                s.push_str(&format!(
+                    "\n# source bin '{}'{to}\n{}\n",
+                    src.id,
+                    src.desc.trim()
+                ));
+            }
         }
         s
+    }
+}
+
+/// A camera URL fit for printing: its password replaced.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => url.to_string(),
     }
 }
 
@@ -208,16 +237,6 @@ pub fn describe(cfg: &Config) -> Description {
             ),
             // Quoted: a space or `!` in a value must not start another element (what
             // quoting cannot carry is refused by config::pipeline_text).
-            ("url", quoted(cam.url.as_deref().unwrap_or(""))),
-            (
-                "preview_url",
-                quoted(
-                    cam.preview_url
-                        .as_deref()
-                        .or(cam.url.as_deref())
-                        .unwrap_or(""),
-                ),
-            ),
             (
                 "device",
                 quoted(
@@ -251,6 +270,7 @@ pub fn describe(cfg: &Config) -> Description {
             flash,
             beep: false,
             rtsp_track: None,
+            rtsp_url: None,
         };
         match cam.kind {
             CameraKind::Test => sources.push(slot_source(
@@ -265,19 +285,22 @@ pub fn describe(cfg: &Config) -> Description {
                 sources.push(slot_source(fill(CAMERA_FILE, &vars), OnEnd::Loop, None))
             }
             CameraKind::Rtsp => {
+                let url = cam.url.clone().unwrap_or_default();
                 sources.push(SourceDef {
                     id: cam.id.clone(),
                     status_idx: Some(i),
-                    desc: fill(CAMERA_RTSP, &vars),
+                    desc: String::new(),
                     target: None,
                     video: true,
                     on_end: OnEnd::Fail,
                     flash: None,
                     beep: false,
                     rtsp_track: Some(i),
+                    rtsp_url: Some(url.clone()),
                 });
                 sources.push(SourceDef {
                     status_idx: None,
+                    rtsp_url: Some(cam.preview_url.clone().unwrap_or(url)),
                     ..slot_source(fill(CAMERA_RTSP_PREVIEW, &vars), OnEnd::Fail, None)
                 });
             }
@@ -361,6 +384,7 @@ pub fn describe(cfg: &Config) -> Description {
             beep: mic.kind == MicrophoneKind::Test
                 && mic.wave.unwrap_or(TestWave::Ticks) == TestWave::Ticks,
             rtsp_track: None,
+            rtsp_url: None,
         });
     }
     if comp.enabled {
@@ -461,32 +485,33 @@ mod tests {
     }
 
     #[test]
-    fn spaces_and_bangs_in_a_camera_url_stay_inside_one_value() {
+    fn a_camera_url_never_enters_the_pipeline_text_and_its_password_is_not_printed() {
         let text = "[courtroom]\nid = \"c\"\nname = \"C\"\n[[camera]]\nid = \"a\"\nkind = \"rtsp\"\nrole = \"judge\"\n\
                     url = \"rtsp://user:p!ss word@cam/stream 1 ! fakesink\"\n\
                     [[microphone]]\nid = \"m\"\nkind = \"test\"\nrole = \"judge\"\n";
         let cfg = Config::parse("t.toml", text, None).unwrap();
-        let all = describe(&cfg).text();
+        let d = describe(&cfg);
+        // The RTSP client takes the URL as it is; GStreamer never parses it.
+        assert!(!d.main.contains("fakesink"), "{}", d.main);
+        for s in &d.sources {
+            assert!(
+                !s.desc.contains("fakesink") && !s.desc.contains("rtsp://"),
+                "{}",
+                s.desc
+            );
+        }
+        let urls: Vec<_> = d
+            .sources
+            .iter()
+            .filter_map(|s| s.rtsp_url.as_deref())
+            .collect();
+        assert_eq!(urls, ["rtsp://user:p!ss word@cam/stream 1 ! fakesink"; 2]);
+        let all = d.text();
+        assert!(!all.contains("p!ss"), "{all}");
         assert!(
-            all.contains(r#"location="rtsp://user:p!ss word@cam/stream 1 ! fakesink""#),
+            all.contains("RTSP client 'a' <- rtsp://user:***@cam/"),
             "{all}"
         );
-        if gst::init().is_ok() {
-            use gst::prelude::*;
-            // GStreamer reads it as one rtspsrc with that location, no fakesink.
-            let p = gst::parse::launch(
-                "rtspsrc name=s location=\"rtsp://user:p!ss word@cam/stream 1 ! fakesink\" ! fakesink",
-            )
-            .unwrap()
-            .dynamic_cast::<gst::Bin>()
-            .unwrap();
-            let src = p.by_name("s").unwrap();
-            assert_eq!(
-                src.property::<Option<String>>("location").as_deref(),
-                Some("rtsp://user:p!ss word@cam/stream 1 ! fakesink")
-            );
-            assert_eq!(p.children().len(), 2);
-        }
     }
 
     #[test]
@@ -529,7 +554,8 @@ mod tests {
             assert!(d.main.contains("name=pub ") && d.main.contains("name=pub_mix"));
             let specs = crate::capture::track_specs(&cfg);
             assert_eq!(specs.iter().any(|s| s.info.name == "composite"), enabled);
-            for s in &d.sources {
+            // An RTSP camera's main stream has no bin (its RTSP client feeds the track).
+            for s in d.sources.iter().filter(|s| !s.desc.is_empty()) {
                 gst::parse::bin_from_description(&s.desc, false)
                     .unwrap_or_else(|e| panic!("{}: {e}\n{}", s.id, s.desc));
             }

@@ -43,6 +43,8 @@ pub(super) struct Shared {
     pub(super) switches: Vec<Option<RtspSwitch>>,
     /// Whether the RTSP preview streams are decoded at full rate ([`super::resting`]).
     pub(super) demand: Arc<super::resting::PictureDemand>,
+    /// The RTSP cameras' connections (None without RTSP cameras).
+    pub(super) rtsp: Option<super::rtsp::RtspClients>,
 }
 
 impl Shared {
@@ -69,22 +71,43 @@ impl Shared {
         let Some(buf) = sample.buffer_owned() else {
             return;
         };
-        let Some((pts, dts)) = running_times(&sample, &buf) else {
+        let Some((pts_ns, dts_ns)) = running_times(&sample, &buf) else {
             return;
         };
         let keyframe = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let mut discont = false;
+        let duration_ns = buf.duration().map(|d| d.nseconds()).unwrap_or(0);
+        let Ok(map) = buf.into_mapped_buffer_readable() else {
+            return;
+        };
+        self.on_frame(
+            track,
+            feed,
+            Frame {
+                stream,
+                pts_ns,
+                dts_ns,
+                duration_ns,
+                keyframe,
+                discont: false,
+                data: Box::new(map),
+            },
+        );
+    }
+
+    /// Hands a frame to the recording; for an RTSP camera, only the frames of the
+    /// encoding that currently feeds its track.
+    pub(super) fn on_frame(&self, track: usize, feed: Feed, mut frame: Frame) {
         if let Some(sw) = self.switches.get(track).and_then(|s| s.as_ref()) {
             match feed {
                 Feed::RtspMain => {
                     self.status.saw_buffer(track);
                     if sw.on_fallback.load(Ordering::Acquire) {
-                        if !keyframe {
+                        if !frame.keyframe {
                             return; // keep the card until the camera's next keyframe
                         }
                         sw.on_fallback.store(false, Ordering::Release);
                         self.set_valve(track, true);
-                        discont = true;
+                        frame.discont = true;
                     }
                 }
                 Feed::RtspFallback => {
@@ -92,32 +115,17 @@ impl Shared {
                         return;
                     }
                     if sw.cut_next.load(Ordering::Acquire) {
-                        if !keyframe {
+                        if !frame.keyframe {
                             return;
                         }
                         sw.cut_next.store(false, Ordering::Release);
-                        discont = true;
+                        frame.discont = true;
                     }
                 }
                 Feed::Plain => {}
             }
         }
-        let duration_ns = buf.duration().map(|d| d.nseconds()).unwrap_or(0);
-        let Ok(map) = buf.into_mapped_buffer_readable() else {
-            return;
-        };
-        self.sink.push(
-            track,
-            Frame {
-                stream,
-                pts_ns: pts,
-                dts_ns: dts,
-                duration_ns,
-                keyframe,
-                discont,
-                data: Box::new(map),
-            },
-        );
+        self.sink.push(track, frame);
     }
 
     /// Opens (drop = false) or closes the fallback encoder of an RTSP camera.

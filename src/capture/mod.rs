@@ -14,6 +14,7 @@ mod mixtime;
 mod overlay;
 pub mod pipeline;
 mod resting;
+mod rtsp;
 mod supervisor;
 
 pub use describe::{Description, describe, layout_panes};

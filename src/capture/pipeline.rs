@@ -71,6 +71,11 @@ impl Capture {
                 .chain(std::iter::repeat_with(|| None).take(specs.len()))
                 .collect(),
             demand: Arc::new(super::resting::PictureDemand::new(cfg.composite.enabled)),
+            rtsp: if cfg.cameras().any(|c| c.kind == CameraKind::Rtsp) {
+                Some(super::rtsp::RtspClients::new()?)
+            } else {
+                None
+            },
         });
 
         let mut video_sinks = Vec::new();
@@ -81,8 +86,8 @@ impl Capture {
                 names.push((format!("{}_audio_rec", spec.info.name), 1, Feed::Plain));
             }
             if rtsp {
-                // The camera's own H.264 appsink lives in its source bin (attached when
-                // the bin is built); the main pipeline holds the fallback encoder.
+                // The camera's own H.264 comes from its RTSP client (`super::rtsp`,
+                // started with the sources); the main pipeline holds the fallback encoder.
                 names = vec![(
                     format!("{}_fallback", spec.info.name),
                     0,
@@ -227,10 +232,12 @@ impl Capture {
             slots.push(Slot {
                 def,
                 bin: None,
+                client: None,
                 target_pad: None,
                 retry_at: None,
                 backoff: Duration::from_secs(1),
                 started: Instant::now(),
+                last_output: Arc::default(),
             });
         }
         let slots = Arc::new(Mutex::new(slots));
@@ -422,6 +429,8 @@ impl Capture {
         if let Ok(mut slots) = self.slots.lock() {
             for s in slots.iter_mut() {
                 s.bin = None;
+                // Closes the connection; its task held the capture's shared state.
+                s.client = None;
             }
         }
     }

@@ -24,11 +24,31 @@ const LATENCY_WARN_AFTER: Duration = Duration::from_secs(10);
 pub(super) struct Slot {
     pub(super) def: SourceDef,
     pub(super) bin: Option<gst::Bin>,
+    /// An RTSP stream's connection (the main stream has no bin, only this).
+    pub(super) client: Option<super::rtsp::Client>,
     pub(super) target_pad: Option<gst::Pad>,
     /// When to try again after a failure (None: running).
     pub(super) retry_at: Option<Instant>,
     pub(super) backoff: Duration,
     pub(super) started: Instant,
+    /// When the bin last gave a buffer, for a bin that reports to no source status
+    /// (an RTSP preview): without it, it read as stalled and was rebuilt every few
+    /// seconds, its pane showing the "signal lost" card in between.
+    pub(super) last_output: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Slot {
+    pub(super) fn running(&self) -> bool {
+        self.bin.is_some() || self.client.is_some()
+    }
+
+    /// When the source last delivered.
+    fn last_delivered(&self, status: &SourceStatus) -> Option<Instant> {
+        match self.def.status_idx {
+            Some(i) => status.last_buffer(i),
+            None => self.last_output.lock().ok().and_then(|t| *t),
+        }
+    }
 }
 
 pub(super) enum SupervisorMsg {
@@ -78,6 +98,13 @@ pub(super) fn build_slot(
 ) -> Result<()> {
     let def = slot.def.clone();
     let def = &def;
+    if def.desc.is_empty() {
+        // An RTSP camera's main stream: only a connection, its frames to the track.
+        slot.started = Instant::now();
+        slot.client = Some(connect_rtsp(shared, def, idx, tx, None)?);
+        slot.retry_at = None;
+        return Ok(());
+    }
     // No automatic ghost pads: they would also ghost inputs whose link to a dynamic
     // pad (decodebin, rtspsrc) is still pending. The output is the element named `out`.
     let bin = gst::parse::bin_from_description(&def.desc, false)
@@ -111,14 +138,6 @@ pub(super) fn build_slot(
     slot.started = Instant::now();
     let fail = |e: String| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id));
 
-    if let Some(track) = def.rtsp_track {
-        let name = format!("{}_rec", def.id);
-        let appsink = bin
-            .by_name(&name)
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| fail(format!("no appsink {name}")))?;
-        shared.attach_appsink(&appsink, track, 0, Feed::RtspMain);
-    }
     if let Some((w, h)) = def.flash
         && let Some(pad) = bin
             .by_name(&format!("{}_flash", def.id))
@@ -177,13 +196,19 @@ pub(super) fn build_slot(
         // end of a looped file): the supervisor replaces the bin and its mixer input.
         let status = shared.status.clone();
         let status_idx = def.status_idx;
+        let last_output = slot.last_output.clone();
         let tx = tx.clone();
         src.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_, info| match &info.data {
                 Some(gst::PadProbeData::Buffer(_)) => {
-                    if let Some(i) = status_idx {
-                        status.saw_buffer(i);
+                    match status_idx {
+                        Some(i) => status.saw_buffer(i),
+                        None => {
+                            if let Ok(mut t) = last_output.lock() {
+                                *t = Some(Instant::now());
+                            }
+                        }
                     }
                     gst::PadProbeReturn::Ok
                 }
@@ -204,12 +229,98 @@ pub(super) fn build_slot(
     }
     bin.sync_state_with_parent()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
+    if def.rtsp_url.is_some() {
+        // An RTSP preview: the connection feeds the bin's appsrc.
+        let name = format!("{}_pvsrc", def.id);
+        let appsrc = bin
+            .by_name(&name)
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| fail(format!("no appsrc {name}")))?;
+        slot.client = Some(connect_rtsp(shared, def, idx, tx, Some(appsrc))?);
+    }
     slot.retry_at = None;
     Ok(())
 }
 
+/// Connects an RTSP stream: its frames go to the camera's track (`appsrc` None) or
+/// into the preview bin's `appsrc`. When the connection ends, the supervisor hears.
+fn connect_rtsp(
+    shared: &Arc<Shared>,
+    def: &SourceDef,
+    idx: usize,
+    tx: &mpsc::Sender<SupervisorMsg>,
+    appsrc: Option<gst_app::AppSrc>,
+) -> Result<super::rtsp::Client> {
+    let clients = shared
+        .rtsp
+        .as_ref()
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "no RTSP runtime"))?;
+    let url = def.rtsp_url.as_deref().unwrap_or_default();
+    let pipeline = shared.pipeline.clone();
+    let now_ns = move || pipeline.current_running_time().map(|t| t.nseconds() as i64);
+    let tx = tx.clone();
+    let on_end = move |reason: String| {
+        let _ = tx.send(SupervisorMsg::Ended {
+            slot: idx,
+            reason,
+            eos: false,
+        });
+    };
+    let client = match (appsrc, def.rtsp_track) {
+        (Some(appsrc), _) => clients.spawn(
+            url,
+            now_ns,
+            move |f| {
+                let mut buf = gst::Buffer::from_mut_slice(f.data);
+                if let Some(b) = buf.get_mut() {
+                    b.set_pts(gst::ClockTime::from_nseconds(f.pts_ns.max(0) as u64));
+                    b.set_duration(gst::ClockTime::from_nseconds(f.duration_ns));
+                    if !f.keyframe {
+                        b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                    }
+                }
+                // Never blocks: a full queue drops its oldest frame (leaky appsrc).
+                let _ = appsrc.push_buffer(buf);
+            },
+            on_end,
+        ),
+        (None, Some(track)) => {
+            // Weak: the runtime that runs this belongs to `shared`.
+            let shared = Arc::downgrade(shared);
+            clients.spawn(
+                url,
+                now_ns,
+                move |f| {
+                    if let Some(shared) = shared.upgrade() {
+                        shared.on_frame(
+                            track,
+                            Feed::RtspMain,
+                            crate::media::Frame {
+                                stream: 0,
+                                pts_ns: f.pts_ns,
+                                dts_ns: None,
+                                duration_ns: f.duration_ns,
+                                keyframe: f.keyframe,
+                                discont: false,
+                                data: Box::new(f.data),
+                            },
+                        );
+                    }
+                },
+                on_end,
+            )
+        }
+        (None, None) => Err(Error::new(
+            ErrorKind::Internal,
+            "RTSP stream without a track",
+        )),
+    };
+    client.map_err(|e| Error::new(e.kind, format!("source {}: {}", def.id, e.msg)))
+}
+
 /// Removes a source bin and releases its mixer input.
 pub(super) fn teardown_slot(shared: &Shared, slot: &mut Slot) {
+    slot.client = None;
     if let Some(bin) = slot.bin.take() {
         if let (Some(pad), Some(target)) = (slot.target_pad.take(), slot.def.target.as_ref())
             && let Some(mixer) = shared.pipeline.by_name(target)
@@ -330,7 +441,7 @@ pub(super) fn supervise(
         let Ok(mut slots) = slots.lock() else { return };
         if let Ok(SupervisorMsg::Ended { slot, reason, eos }) = msg
             && let Some(s) = slots.get_mut(slot)
-            && s.bin.is_some()
+            && s.running()
         {
             teardown_slot(&shared, s);
             if eos && s.def.on_end == OnEnd::Loop {
@@ -349,12 +460,12 @@ pub(super) fn supervise(
         for i in 0..slots.len() {
             let s = &mut slots[i];
             // Alive again: reset the back-off.
-            let last = s.def.status_idx.and_then(|x| shared.status.last_buffer(x));
-            if s.bin.is_some() && last.is_some_and(|t| t > s.started) {
+            let last = s.last_delivered(&shared.status);
+            if s.running() && last.is_some_and(|t| t > s.started) {
                 s.backoff = Duration::from_secs(1);
             }
             // Stalled without an error (e.g. a network stream that hangs).
-            if s.bin.is_some()
+            if s.running()
                 && s.started.elapsed() > stall_after
                 && last.is_none_or(|t| t.elapsed() > stall_after)
             {

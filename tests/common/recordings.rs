@@ -202,6 +202,23 @@ pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
     (sum as f64 / out.stdout.len() as f64, max)
 }
 
+/// Mean luma (0-255) of each frame of a file, `per_second` frames a second, sampled
+/// at 160x90.
+pub fn luma_means(path: &Path, per_second: u32) -> Vec<f64> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", &format!("fps={per_second},scale=160:90")])
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {}", path.display());
+    out.stdout
+        .chunks_exact(160 * 90)
+        .map(|f| f.iter().map(|&v| v as u64).sum::<u64>() as f64 / f.len() as f64)
+        .collect()
+}
+
 /// Runs `courtrec verify` and returns its exit code and report.
 pub fn verify(path: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(bin())
