@@ -165,7 +165,7 @@ impl Capture {
             {
                 super::resting::thin(&pad, shared.demand.clone());
             }
-            rated.push((format!("{}_cardrate", cam.id), Behind::Source, Need::Camera));
+            rated.push((format!("{}_cardrate", cam.id), Behind::Source, Need::Nobody));
         }
         for (name, behind, need) in rated {
             if let Some(filter) = pipeline.by_name(&name) {
