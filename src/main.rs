@@ -171,8 +171,10 @@ fn load(config: &Option<PathBuf>) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
+    // The RTSP client's own notes on each connection (the policies it applied) are
+    // below what court IT reads; its warnings stay.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,retina=warn"));
     // Under systemd (stderr is the journal): records go to the journal natively, each
     // with its priority and fields (`journalctl -u courtrec HEARING_ID=…`); should its
     // socket be missing, plain lines on stderr, which the journal stamps itself.

@@ -130,9 +130,21 @@ async fn step<T, E: std::fmt::Display>(
 ) -> std::result::Result<T, String> {
     match tokio::time::timeout(STEP_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Ok(Err(e)) => Err(format!("{what}: {}", short(e))),
         Err(_) => Err(format!("{what}: no answer in {STEP_TIMEOUT:?}")),
     }
+}
+
+/// A client error as the camera's status and alarm show it: its first line (retina's
+/// errors go on with the connection's addresses, the packet, the stream), which the
+/// log keeps whole.
+fn short(e: impl std::fmt::Display) -> String {
+    let full = e.to_string();
+    let line = full.lines().next().unwrap_or("").trim();
+    if line.len() < full.trim().len() {
+        tracing::info!("RTSP client: {full}");
+    }
+    line.chars().take(200).collect()
 }
 
 async fn run(
@@ -168,13 +180,13 @@ async fn run(
         .initial_seq(InitialSequenceNumberPolicy::Ignore)
         .initial_timestamp(InitialTimestampPolicy::Ignore);
     let playing = step("starting the stream", session.play(play)).await?;
-    let mut frames = playing.demuxed().map_err(|e| e.to_string())?;
+    let mut frames = playing.demuxed().map_err(short)?;
     let mut timing = Timing::default();
     loop {
         let item = match tokio::time::timeout(QUIET_TIMEOUT, frames.next()).await {
             Err(_) => return Err(format!("no picture from the camera for {QUIET_TIMEOUT:?}")),
             Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Err(e))) => return Err(short(e)),
             Ok(Some(Ok(item))) => item,
         };
         let CodecItem::VideoFrame(frame) = item else {
@@ -215,7 +227,8 @@ async fn run(
 }
 
 /// Frames further apart in the camera's clock than in ours by more than this mean a
-/// jump (the camera restarted its clock, or ours stepped): timing starts over.
+/// jump (the camera restarted its clock, or ours stepped): the anchor is set again,
+/// frames going on from the last one passed on.
 const RESYNC_NS: i64 = 1_000_000_000;
 /// How far back the smallest network delay is remembered; a camera's clock drifting
 /// against ours (parts per million) is followed within this window.
@@ -391,6 +404,16 @@ mod tests {
         assert_eq!(pts, last_pts + FRAME);
         assert_eq!(dur, FRAME as u64);
         assert_eq!(t.place(FRAME, at + FRAME).unwrap().0, pts + FRAME);
+    }
+
+    #[test]
+    fn an_error_shows_its_first_line() {
+        let e = "Out-of-order packet or large loss; expecting seq=5\n\nconn: 1->2\nseq: 4";
+        assert_eq!(
+            short(e),
+            "Out-of-order packet or large loss; expecting seq=5"
+        );
+        assert_eq!(short("x".repeat(300)).len(), 200);
     }
 
     #[test]
