@@ -267,6 +267,10 @@ impl Default for Composite {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Livestream {
+    /// `false` for a courtroom that never streams: no public picture, mix or encoders
+    /// are built (fewer threads, less memory), and approving a hearing's livestream is
+    /// refused with a plain reason.
+    pub enabled: bool,
     /// Offers (WHEP) whose connection is not up yet, in all and per address: a
     /// flood of offers that never connect must not keep the public out.
     pub max_pending: usize,
@@ -292,6 +296,7 @@ pub struct Livestream {
 impl Default for Livestream {
     fn default() -> Self {
         Livestream {
+            enabled: true,
             max_viewers: 200,
             max_pending: 20,
             max_pending_per_address: 4,

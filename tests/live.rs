@@ -410,3 +410,75 @@ fn offers_that_never_connect_do_not_keep_the_public_out() {
         None,
     );
 }
+
+/// A courtroom that never streams (`[livestream] enabled = false`): no public picture,
+/// mix or encoder in its pipeline, an approval refused in plain words before anything
+/// is written, and the hearing recorded and verified as in any other courtroom.
+#[test]
+fn a_courtroom_without_a_livestream_records_and_refuses_approvals() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("courtroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[courtroom]\nid = \"t1\"\nname = \"Courtroom 1\"\n\
+             [livestream]\nenabled = false\n\
+             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
+             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
+            users_toml()
+        ),
+    )
+    .unwrap();
+    let out = courtrec(&["pipeline", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("name=comp "), "{text}");
+    for name in ["name=pub ", "name=pub_mix", "live_video", "opusenc"] {
+        assert!(!text.contains(name), "{name} in:\n{text}");
+    }
+
+    let data = tmp.path().join("data");
+    let mut d = Daemon::start(&data, Some(&cfg), "live-off");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let h = d.ok(
+        "POST",
+        "/api/v1/hearings",
+        &clerk,
+        Some(json!({"case_number": "(2026)X0101民初901号", "title": "no stream", "visibility": "public"})),
+    );
+    let id = h["id"].as_str().unwrap().to_string();
+    let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
+    let (st, v) = d.call("POST", &p("livestream"), Some(&judge), Some(json!({})));
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not livestream"),
+        "{v}"
+    );
+    d.ok("POST", &p("open"), &clerk, None);
+    wait_recorded(&data, &id, 3.0);
+    let h = d.ok("POST", &p("close"), &clerk, None);
+    assert_eq!(live(&h), (false, false, false));
+    assert!(events_of(&h, &["livestream_approved"]).is_empty(), "{h}");
+    // Viewers are told the same, even for a public hearing.
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}{}", d.base, p("whep")))
+        .header("content-type", "application/sdp")
+        .body("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().unwrap().contains("does not livestream"));
+    d.stop();
+    for track in ["cam1", "mic1", "composite"] {
+        let f = files(&data, &id, track);
+        assert!(!f.is_empty(), "{track}: no segments");
+        assert_decodes(&f[0]);
+    }
+    let (code, text) = verify(&data.join("hearings").join(&id), &[]);
+    assert_eq!(code, 0, "{text}");
+}

@@ -210,6 +210,7 @@ pub fn describe(cfg: &Config) -> Description {
     let panes = layout_panes(comp.layout, comp.width, comp.height);
     let pub_panes = layout_panes(comp.layout, PUBLIC_WIDTH, PUBLIC_HEIGHT);
     let mut pub_props = Vec::new();
+    let live = cfg.livestream.enabled;
     // Cameras in pane order: judges first, then parties, witnesses, evidence, overview.
     let mut order: Vec<usize> = (0..cfg.cameras.len()).collect();
     order.sort_by_key(|&i| (role_rank(cfg.cameras[i].get_ref().role), i));
@@ -321,6 +322,9 @@ pub fn describe(cfg: &Config) -> Description {
                 pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
             }
             let (px, py, pw, ph) = pub_panes[pane];
+            if !live {
+                continue;
+            }
             main.push(fill(
                 PUBLIC_PANE,
                 &[
@@ -365,10 +369,12 @@ pub fn describe(cfg: &Config) -> Description {
             main.push(fill(MIC_MIX, &vars));
         }
         // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
-        main.push(fill(
-            PUBLIC_MIC,
-            &[("id", mic.id.clone()), ("pad", (m + 1).to_string())],
-        ));
+        if live {
+            main.push(fill(
+                PUBLIC_MIC,
+                &[("id", mic.id.clone()), ("pad", (m + 1).to_string())],
+            ));
+        }
         sources.push(SourceDef {
             id: mic.id.clone(),
             status_idx: Some(cfg.cameras.len() + m),
@@ -389,6 +395,13 @@ pub fn describe(cfg: &Config) -> Description {
     }
     if comp.enabled {
         main.push(composite(cfg, &pane_props));
+    }
+    // A courtroom that never streams builds no public picture, mix or encoders.
+    if !live {
+        return Description {
+            main: main.join("\n"),
+            sources,
+        };
     }
     main.push(fill(
         PUBLIC,
@@ -522,9 +535,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("cam.mp4");
         std::fs::write(&file, b"").unwrap();
-        for (layout, enabled) in [(1, true), (4, true), (5, true), (6, true), (5, false)] {
+        for (layout, enabled, live) in [
+            (1, true, true),
+            (4, true, true),
+            (5, true, true),
+            (6, true, true),
+            (5, false, true),
+            (4, true, false),
+            (5, false, false),
+        ] {
             let text = format!(
                 "[courtroom]\nid = \"c\"\nname = \"C\"\n[composite]\nlayout = {layout}\nenabled = {enabled}\n\
+                 [livestream]\nenabled = {live}\n\
                  [[camera]]\nid = \"a\"\nkind = \"test\"\nrole = \"judge\"\n\
                  [[camera]]\nid = \"b\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:1/x\"\n\
                  [[camera]]\nid = \"f\"\nkind = \"file\"\nrole = \"evidence\"\npath = \"{}\"\n\
@@ -537,7 +559,7 @@ mod tests {
             gst::parse::launch(&d.main)
                 .unwrap_or_else(|e| panic!("layout {layout}: {e}\n{}", d.main));
             // Without a composite: no composite track, picture, mix or encoder; the
-            // public livestream still has its own picture and mix.
+            // public livestream (when enabled) still has its own picture and mix.
             for name in [
                 "name=composite_rec",
                 "name=comp ",
@@ -551,7 +573,16 @@ mod tests {
                     "{name} (composite {enabled})"
                 );
             }
-            assert!(d.main.contains("name=pub ") && d.main.contains("name=pub_mix"));
+            // The public picture and mix, unless the courtroom never streams.
+            for name in [
+                "name=pub ",
+                "name=pub_mix",
+                "pub.",
+                "pub_mix.",
+                "name=live_video",
+            ] {
+                assert_eq!(d.main.contains(name), live, "{name} (livestream {live})");
+            }
             let specs = crate::capture::track_specs(&cfg);
             assert_eq!(specs.iter().any(|s| s.info.name == "composite"), enabled);
             // An RTSP camera's main stream has no bin (its RTSP client feeds the track).

@@ -54,6 +54,23 @@ pub(super) fn validate(
             format!("field `livestream.whip_url`: {url:?} is not an http:// or https:// URL"),
         ));
     }
+    // A push to a platform with the public stream switched off would never send a
+    // frame: said at load, not discovered on the day of a public hearing.
+    if !cfg.livestream.enabled {
+        for (key, set) in [
+            ("rtmp_url", cfg.livestream.rtmp_url.is_some()),
+            ("whip_url", cfg.livestream.whip_url.is_some()),
+        ] {
+            if set {
+                errors.push(fail(
+                    text.find(key).unwrap_or(0),
+                    format!(
+                        "field `livestream.{key}`: the livestream is off (`enabled = false`), so nothing would be pushed there; remove one of the two"
+                    ),
+                ));
+            }
+        }
+    }
     for p in [cfg.server.tls_cert.as_mut(), cfg.server.tls_key.as_mut()]
         .into_iter()
         .flatten()
@@ -330,5 +347,29 @@ mod tests {
         // `parse` gives the first of them.
         let first = Config::parse("room.toml", text, None).unwrap_err();
         assert_eq!(first.to_string(), said[0]);
+    }
+
+    #[test]
+    fn a_push_with_the_livestream_off_is_refused() {
+        let base = "[courtroom]\nid = \"r1\"\nname = \"R\"\n\
+                    [[camera]]\nid = \"c1\"\nkind = \"test\"\nrole = \"judge\"\n\
+                    [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n";
+        let off = format!("{base}[livestream]\nenabled = false\n");
+        let cfg = Config::parse("room.toml", &off, None).unwrap();
+        assert!(!cfg.livestream.enabled);
+        assert!(
+            Config::parse("room.toml", base, None)
+                .unwrap()
+                .livestream
+                .enabled
+        );
+        let push = format!("{off}rtmp_url = \"rtmp://platform/app/key\"\n");
+        let errors = Config::parse_all("room.toml", &push, None).unwrap_err();
+        let said: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 1, "{said:#?}");
+        assert!(
+            said[0].contains("livestream.rtmp_url") && said[0].contains("the livestream is off"),
+            "{said:#?}"
+        );
     }
 }

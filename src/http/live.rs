@@ -41,6 +41,14 @@ pub async fn approve(
     body: axum::body::Bytes,
 ) -> Result<Json<super::hearings::HearingView>, ApiError> {
     caller.require(&[Judge, Admin], "approve livestreams")?;
+    // Refused before the event is written: an approval the box cannot carry out would
+    // stand in the hearing's record as if the public had watched.
+    if !st.cfg.livestream.enabled {
+        return Err(ApiError(crate::err!(
+            Conflict,
+            "this courtroom does not livestream: its config says `[livestream] enabled = false` (court IT can switch it on)"
+        )));
+    }
     // The body is optional: no exclusions without one.
     let body: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
         ApproveBody::default()
@@ -133,6 +141,10 @@ pub async fn whep_offer(
     let Some(room) = st.room.as_ref() else {
         return plain(StatusCode::NOT_FOUND, "no such hearing");
     };
+    // A hearing approved before the livestream was switched off has no stream to join.
+    if !st.cfg.livestream.enabled {
+        return plain(StatusCode::FORBIDDEN, "this courtroom does not livestream");
+    }
     let doc = match st.catalog.get(&id) {
         Ok(d) => d,
         Err(_) => return plain(StatusCode::NOT_FOUND, "no such hearing"),
