@@ -418,18 +418,7 @@ fn offers_that_never_connect_do_not_keep_the_public_out() {
 fn a_courtroom_without_a_livestream_records_and_refuses_approvals() {
     let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("courtroom.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[courtroom]\nid = \"t1\"\nname = \"Courtroom 1\"\n\
-             [livestream]\nenabled = false\n\
-             [[camera]]\nid = \"cam1\"\nkind = \"test\"\nrole = \"judge\"\n\
-             [[microphone]]\nid = \"mic1\"\nkind = \"test\"\nrole = \"judge\"\n{}",
-            users_toml()
-        ),
-    )
-    .unwrap();
+    let cfg = courtroom_with_livestream(tmp.path(), "enabled = false");
     let out = courtrec(&["pipeline", "--config", cfg.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
@@ -442,13 +431,7 @@ fn a_courtroom_without_a_livestream_records_and_refuses_approvals() {
     let mut d = Daemon::start(&data, Some(&cfg), "live-off");
     let clerk = d.login("clerk", "demo");
     let judge = d.login("judge", "demo");
-    let h = d.ok(
-        "POST",
-        "/api/v1/hearings",
-        &clerk,
-        Some(json!({"case_number": "(2026)X0101民初901号", "title": "no stream", "visibility": "public"})),
-    );
-    let id = h["id"].as_str().unwrap().to_string();
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初901号", "no stream");
     let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
     let (st, v) = d.call("POST", &p("livestream"), Some(&judge), Some(json!({})));
     assert_eq!(st, 409, "{v}");
