@@ -124,36 +124,25 @@ pub fn run(cfg: Config) -> Result<()> {
             }),
         )?)
     };
-    // With the livestream off the pipeline has no public branch to attach to (and the
-    // config refuses a push to a platform).
-    let live = cfg.livestream.enabled;
-    if live {
+    // With the livestream off the pipeline has no public branch to attach to, and the
+    // config refuses `rtmp_url` and `whip_url` (so neither push is made below).
+    if cfg.livestream.enabled {
         relay.start();
         capture.attach_live(relay.clone());
     }
-    let egress = cfg
-        .livestream
-        .rtmp_url
-        .as_deref()
-        .filter(|_| live)
-        .map(|url| {
-            let e = Arc::new(crate::live::rtmp::Egress::new(url));
-            capture.attach_live_es(e.clone());
-            e
-        });
+    let egress = cfg.livestream.rtmp_url.as_deref().map(|url| {
+        let e = Arc::new(crate::live::rtmp::Egress::new(url));
+        capture.attach_live_es(e.clone());
+        e
+    });
 
-    let whip = cfg
-        .livestream
-        .whip_url
-        .as_deref()
-        .filter(|_| live)
-        .map(|url| {
-            Arc::new(crate::live::whip::WhipEgress::new(
-                url,
-                cfg.livestream.whip_token.as_deref(),
-                relay.clone(),
-            ))
-        });
+    let whip = cfg.livestream.whip_url.as_deref().map(|url| {
+        Arc::new(crate::live::whip::WhipEgress::new(
+            url,
+            cfg.livestream.whip_token.as_deref(),
+            relay.clone(),
+        ))
+    });
     let audit = Arc::new(crate::archive::audit::AuditLog::open(
         &data.root.join("audit"),
         Some((key.clone(), device_id.clone())),

@@ -321,10 +321,10 @@ pub fn describe(cfg: &Config) -> Description {
                 main.push(fill(CAMERA_PANE, &vars));
                 pane_props.push(format!("sink_{pane}::xpos={x} sink_{pane}::ypos={y}"));
             }
-            let (px, py, pw, ph) = pub_panes[pane];
             if !live {
                 continue;
             }
+            let (px, py, pw, ph) = pub_panes[pane];
             main.push(fill(
                 PUBLIC_PANE,
                 &[
