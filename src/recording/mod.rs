@@ -16,3 +16,4 @@ pub mod recovery;
 pub mod router;
 pub mod segment;
 pub mod tsmux;
+mod writer;

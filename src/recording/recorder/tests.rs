@@ -1,5 +1,6 @@
 use super::*;
 use crate::archive::index::Index;
+use crate::archive::records::Record;
 use crate::capture::FrameSink;
 use crate::media::StreamType;
 use crate::recording::router::tests::key;
@@ -31,11 +32,15 @@ fn a_writer_is_stuck_only_with_frames_waiting_and_none_taken() {
 
 /// A one-track session (cam1) writing into a temporary hearing folder.
 fn session(tmp: &std::path::Path) -> (Session, Index) {
+    session_of(tmp, &["cam1"])
+}
+
+/// A session of H.264 tracks named `tracks` writing into a temporary hearing folder.
+fn session_of(tmp: &std::path::Path, tracks: &[&str]) -> (Session, Index) {
     let index = Index::open(&tmp.join("index")).unwrap();
     let dir = HearingDir {
         root: tmp.join("h1"),
     };
-    let info = crate::recording::fixtures::cam1();
     let created = crate::recording::fixtures::created_h1();
     let log = Arc::new(Mutex::new(
         HearingLog::create(
@@ -46,15 +51,21 @@ fn session(tmp: &std::path::Path) -> (Session, Index) {
         )
         .unwrap(),
     ));
-    let spec = TrackSpec {
-        info,
-        streams: vec![StreamType::H264],
-    };
+    let specs: Vec<TrackSpec> = tracks
+        .iter()
+        .map(|name| TrackSpec {
+            info: crate::archive::records::TrackInfo {
+                name: name.to_string(),
+                ..crate::recording::fixtures::cam1()
+            },
+            streams: vec![StreamType::H264],
+        })
+        .collect();
     let session = Session::start(
         "h1",
         dir,
-        &[spec],
-        &[1],
+        &specs,
+        &vec![1; specs.len()],
         SegmentSettings {
             segment_target_ns: 2_000_000_000,
             fsync_interval_ns: 500_000_000,
@@ -88,6 +99,53 @@ fn a_frame_that_arrives_before_begin_is_kept_if_it_is_at_or_after_the_start() {
         segs[0].media_start_ns, 1_000_000_000,
         "recording starts at the early keyframe at 1.000 s, not before the start"
     );
+}
+
+#[test]
+fn tracks_sharing_writer_threads_are_each_written_and_sealed_at_the_stop() {
+    // Five tracks on two writer threads: one thread writes three of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["cam1", "cam2", "cam3", "cam4", "composite"];
+    let (session, index) = session_of(tmp.path(), &names);
+    session.begin(0, Vec::new());
+    for ms in (0..1500).step_by(100) {
+        for (t, name) in names.iter().enumerate() {
+            // cam4 goes silent at 1 s: nothing of it passes the stop, so only its
+            // drain time ends it; the others end at their first frame past the stop.
+            if *name == "cam4" && ms >= 1000 {
+                continue;
+            }
+            session.route(t, key(ms));
+        }
+    }
+    let mut ends = session.stop(1_200_000_000, &NoReport);
+    ends.sort_by(|a, b| a.track.cmp(&b.track));
+    let ended: Vec<_> = ends
+        .iter()
+        .map(|e| (e.track.as_str(), e.next_seq))
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            ("cam1", 2),
+            ("cam2", 2),
+            ("cam3", 2),
+            ("cam4", 2),
+            ("composite", 2)
+        ]
+    );
+    for name in names {
+        let segs = index.segments("h1", name).unwrap();
+        assert_eq!(segs.len(), 1, "{name}: one sealed segment");
+        assert_eq!(segs[0].media_start_ns, 0, "{name}");
+        let last_ms: u64 = if name == "cam4" { 900 } else { 1100 };
+        assert!(
+            segs[0].media_duration_ns <= 1_200_000_000
+                && segs[0].media_duration_ns > last_ms * 1_000_000,
+            "{name}: every frame before the stop and none after it: {:?}",
+            segs[0]
+        );
+    }
 }
 
 #[test]
