@@ -70,7 +70,17 @@ struct Inner {
     tasks: VecDeque<Task>,
     /// Per caller, the start times (unix s) of their exports in the last day.
     started: BTreeMap<String, Vec<i64>>,
+    /// Worker threads alive, and how many of them wait for a task.
+    workers: usize,
+    idle: usize,
+    /// Numbers the workers' thread names.
+    spawned: usize,
 }
+
+/// A worker with nothing to do for this long ends; the next task starts one again.
+/// Exports are rare on a courtroom box: a thread waiting all day for one is a thread
+/// (and its stack) the recording could have.
+const WORKER_IDLE_EXIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Makes the bundle of an export: on a box from the hearing's folder, the export
 /// appended to its manifest and signed by the box; on the archive server from the
@@ -125,6 +135,10 @@ pub struct Exports {
     catalog: Arc<Catalog>,
     maker: Arc<dyn Maker>,
     limits: Limits,
+    /// At most this many workers run at once.
+    max_workers: usize,
+    /// How long an idle worker waits before it ends ([`WORKER_IDLE_EXIT`]).
+    idle_exit: std::time::Duration,
     inner: Mutex<Inner>,
     wake: Condvar,
 }
@@ -149,34 +163,30 @@ fn now_unix() -> i64 {
 }
 
 impl Exports {
-    /// Starts `workers` low-priority threads (1 or 2 on a courtroom box).
+    /// Exports and verifications run on at most `workers` low-priority threads (1 or 2
+    /// on a courtroom box), started when a task comes and ended after a while idle.
     pub fn start(
         catalog: Arc<Catalog>,
         maker: Arc<dyn Maker>,
         limits: Limits,
         workers: usize,
     ) -> Arc<Exports> {
-        let e = Arc::new(Exports {
+        Arc::new(Exports {
             catalog,
             maker,
             limits,
+            max_workers: workers.clamp(1, 4),
+            idle_exit: WORKER_IDLE_EXIT,
             inner: Mutex::new(Inner {
                 jobs: BTreeMap::new(),
                 tasks: VecDeque::new(),
                 started: BTreeMap::new(),
+                workers: 0,
+                idle: 0,
+                spawned: 0,
             }),
             wake: Condvar::new(),
-        });
-        for i in 0..workers.clamp(1, 4) {
-            let me = e.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("export-{i}"))
-                .spawn(move || me.work());
-            if let Err(err) = spawned {
-                tracing::error!("cannot start an export worker: {err}");
-            }
-        }
-        e
+        })
     }
 
     fn work(&self) {
@@ -193,29 +203,61 @@ impl Exports {
                     if let Some(t) = g.tasks.pop_front() {
                         break t;
                     }
-                    g = match self.wake.wait(g) {
-                        Ok(g) => g,
+                    g.idle += 1;
+                    let (back, wait) = match self.wake.wait_timeout(g, self.idle_exit) {
+                        Ok(r) => r,
                         Err(_) => return,
                     };
+                    g = back;
+                    g.idle -= 1;
+                    if wait.timed_out() && g.tasks.is_empty() {
+                        g.workers -= 1;
+                        return;
+                    }
                 }
             };
             task();
         }
     }
 
-    fn push(&self, task: Task) -> Result<()> {
+    /// Queues `task`, starting a worker if none waits and fewer than the most run.
+    fn push(self: &Arc<Self>, task: Task) -> Result<()> {
         let mut g = self
             .inner
             .lock()
             .map_err(|_| err!(Internal, "export queue lock poisoned"))?;
         g.tasks.push_back(task);
-        self.wake.notify_one();
-        Ok(())
+        if g.idle >= g.tasks.len() || g.workers >= self.max_workers {
+            self.wake.notify_one();
+            return Ok(());
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("export-{}", g.spawned))
+            .spawn(move || me.work());
+        match spawned {
+            Ok(_) => {
+                g.workers += 1;
+                g.spawned += 1;
+                Ok(())
+            }
+            // The running workers will take the task; with none, refuse it now rather
+            // than leave it queued for nobody.
+            Err(e) if g.workers == 0 => {
+                g.tasks.pop_back();
+                Err(err!(Internal, "cannot start an export worker: {e}"))
+            }
+            Err(e) => {
+                tracing::error!("cannot start another export worker: {e}");
+                self.wake.notify_one();
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` on a low-priority worker, in turn with the exports, and waits for it.
     pub fn run<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -502,5 +544,95 @@ impl Exports {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoMaker;
+    impl Maker for NoMaker {
+        fn make(
+            &self,
+            _: &str,
+            _: &std::path::Path,
+            _: &ExportRequest,
+            _: &dyn Progress,
+        ) -> Result<ExportSummary> {
+            Err(err!(Internal, "not in this test"))
+        }
+    }
+
+    fn exports(tmp: &std::path::Path, idle_exit: std::time::Duration) -> Arc<Exports> {
+        let data = crate::archive::DataDir::new(tmp);
+        let index = crate::archive::index::Index::open(&tmp.join("index")).unwrap();
+        let limits = Limits {
+            pending_per_caller: 1,
+            per_caller_per_day: 1,
+            expire_hours: 1,
+            keep_free_bytes: 0,
+        };
+        let e = Exports::start(
+            Catalog::new(data, index, None),
+            Arc::new(NoMaker),
+            limits,
+            2,
+        );
+        let mut e = Arc::try_unwrap(e).ok().unwrap();
+        e.idle_exit = idle_exit;
+        Arc::new(e)
+    }
+
+    fn workers(e: &Exports) -> usize {
+        e.inner.lock().unwrap().workers
+    }
+
+    #[test]
+    fn workers_start_with_a_task_and_end_when_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = exports(tmp.path(), std::time::Duration::from_millis(100));
+        assert_eq!(workers(&e), 0, "no thread waits before any task");
+        let name = e
+            .run(|| Ok(std::thread::current().name().map(str::to_string)))
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("export-0"));
+        assert_eq!(workers(&e), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while workers(&e) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle worker never ended"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The next task starts a worker again.
+        assert_eq!(e.run(|| Ok(7)).unwrap(), 7);
+    }
+
+    #[test]
+    fn tasks_run_side_by_side_up_to_the_most_workers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = exports(tmp.path(), std::time::Duration::from_secs(60));
+        // Two tasks that each wait for the other: they finish only if both run at once.
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (e, b) = (e.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    e.run(move || {
+                        b.wait();
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        assert_eq!(workers(&e), 2);
+        // A third task reuses an idle worker rather than starting one beyond the most.
+        e.run(|| Ok(())).unwrap();
+        assert_eq!(workers(&e), 2);
     }
 }
