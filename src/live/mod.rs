@@ -120,6 +120,22 @@ pub struct Relay {
     api: API,
     /// The livestream's runtime (see the module doc).
     rt: tokio::runtime::Handle,
+    /// The runtime until its thread starts, with the relay's first task: a courtroom
+    /// that does not livestream (`[livestream] enabled = false`) never has the thread.
+    unstarted: Mutex<Option<Unstarted>>,
+}
+
+/// A runtime not yet running: dropped without waiting (dropping a runtime the usual
+/// way inside the daemon's async code panics), as when the daemon stops or the
+/// livestream thread cannot be started.
+struct Unstarted(Option<tokio::runtime::Runtime>);
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl LiveFeed for Relay {
@@ -153,10 +169,6 @@ impl Relay {
             .build()
             .map_err(|e| Error::io("starting the livestream runtime", e))?;
         let handle = rt.handle().clone();
-        std::thread::Builder::new()
-            .name("courtrec-live".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))
-            .map_err(|e| Error::io("starting the livestream thread", e))?;
         Ok(Relay {
             video: broadcast::channel(FANOUT_PACKETS).0,
             audio: broadcast::channel(FANOUT_PACKETS / 4).0,
@@ -193,7 +205,29 @@ impl Relay {
             from_capture: Default::default(),
             api,
             rt: handle,
+            unstarted: Mutex::new(Some(Unstarted(Some(rt)))),
         })
+    }
+
+    /// The livestream's runtime, its thread started on first use.
+    fn runtime(&self) -> Result<&tokio::runtime::Handle> {
+        let mut unstarted = self
+            .unstarted
+            .lock()
+            .map_err(|_| Error::new(ErrorKind::Internal, "livestream runtime lock poisoned"))?;
+        if let Some(mut rt) = unstarted.take() {
+            // On failure the runtime is dropped with the closure: the tasks given to it
+            // are cancelled, and each caller is told the livestream failed.
+            std::thread::Builder::new()
+                .name("courtrec-live".into())
+                .spawn(move || {
+                    if let Some(rt) = rt.0.take() {
+                        rt.block_on(std::future::pending::<()>())
+                    }
+                })
+                .map_err(|e| Error::io("starting the livestream thread", e))?;
+        }
+        Ok(&self.rt)
     }
 
     /// Bytes of RTP payload the relay has sent since start, video then audio (once per
@@ -260,7 +294,7 @@ impl Relay {
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T> {
-        self.rt
+        self.runtime()?
             .spawn(f)
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("livestream task failed: {e}")))
@@ -507,7 +541,12 @@ impl Relay {
     /// Starts writing the capture's packets to the shared tracks, each packet once
     /// for all viewers, for the daemon's life.
     pub fn start(self: &Arc<Self>) {
-        self.rt.spawn(self.clone().forward());
+        match self.runtime() {
+            Ok(rt) => {
+                rt.spawn(self.clone().forward());
+            }
+            Err(e) => tracing::error!("the livestream cannot start: {e}"),
+        }
     }
 
     async fn forward(self: Arc<Self>) {

@@ -20,6 +20,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a track's writing needs beside its segment writer: where its segments are
+/// listed, whom it tells of failures, where its run is cut.
 pub(super) struct TrackCtx {
     pub(super) hearing_id: String,
     pub(super) device_id: String,
