@@ -15,7 +15,7 @@ mod pipeline_text;
 mod sources;
 mod validate;
 
-pub use sources::{Camera, CameraKind, Microphone, MicrophoneKind, Role, TestWave};
+pub use sources::{Camera, CameraKind, Microphone, MicrophoneKind, PreviewDecoder, Role, TestWave};
 
 /// A configuration error that points at the file and line it comes from.
 #[derive(Debug, thiserror::Error)]
@@ -513,5 +513,31 @@ mod tests {
             Config::parse("x.toml", &format!("{base}{field} = \"{good}\"\n"), None)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn a_preview_decoder_is_one_of_the_two() {
+        let base = "[courtroom]\nid = \"a\"\nname = \"A\"\n\
+                    [[microphone]]\nid = \"m1\"\nrole = \"judge\"\nkind = \"test\"\n\
+                    [[camera]]\nid = \"c1\"\nrole = \"judge\"\nkind = \"rtsp\"\nurl = \"rtsp://cam/1\"\n";
+        let cfg = Config::parse("x.toml", base, None).unwrap();
+        let cam = cfg.cameras().next().unwrap();
+        assert_eq!(cam.preview_decoder, PreviewDecoder::Openh264);
+        let cfg = Config::parse(
+            "x.toml",
+            &format!("{base}preview_decoder = \"libav\"\n"),
+            None,
+        )
+        .unwrap();
+        let cam = cfg.cameras().next().unwrap();
+        assert_eq!(cam.preview_decoder, PreviewDecoder::Libav);
+        let e = Config::parse(
+            "x.toml",
+            &format!("{base}preview_decoder = \"vaapi\"\n"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 13, "{e}");
+        assert!(e.msg.contains("vaapi"), "{e}");
     }
 }

@@ -232,6 +232,7 @@ pub fn describe(cfg: &Config) -> Description {
             ("fps", cam.fps.to_string()),
             ("bitrate_kbps", cam.bitrate_kbps.to_string()),
             ("label", label),
+            ("decoder", cam.preview_decoder.element().to_string()),
             (
                 "pattern",
                 cam.pattern.clone().unwrap_or_else(|| "smpte".into()),
@@ -549,6 +550,8 @@ mod tests {
                  [livestream]\nenabled = {live}\n\
                  [[camera]]\nid = \"a\"\nkind = \"test\"\nrole = \"judge\"\n\
                  [[camera]]\nid = \"b\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:1/x\"\n\
+                 [[camera]]\nid = \"c\"\nkind = \"rtsp\"\nrole = \"witness\"\nurl = \"rtsp://127.0.0.1:1/y\"\n\
+                 preview_decoder = \"libav\"\n\
                  [[camera]]\nid = \"f\"\nkind = \"file\"\nrole = \"evidence\"\npath = \"{}\"\n\
                  [[microphone]]\nid = \"m\"\nkind = \"test\"\nrole = \"judge\"\n\
                  [[microphone]]\nid = \"n\"\nkind = \"alsa\"\nrole = \"clerk\"\n",
@@ -585,6 +588,20 @@ mod tests {
             }
             let specs = crate::capture::track_specs(&cfg);
             assert_eq!(specs.iter().any(|s| s.info.name == "composite"), enabled);
+            // Each RTSP preview decodes with the camera's decoder (OpenH264 by default).
+            let preview = |id: &str| {
+                d.sources
+                    .iter()
+                    .find(|s| s.id == id && !s.desc.is_empty())
+                    .map(|s| s.desc.clone())
+                    .unwrap_or_default()
+            };
+            assert!(
+                preview("b").contains("! openh264dec name=b_pvdec"),
+                "{}",
+                preview("b")
+            );
+            assert!(preview("c").contains("! avdec_h264 max-threads=1 name=c_pvdec"));
             // An RTSP camera's main stream has no bin (its RTSP client feeds the track).
             for s in d.sources.iter().filter(|s| !s.desc.is_empty()) {
                 gst::parse::bin_from_description(&s.desc, false)
