@@ -2,7 +2,7 @@
 //! the tracks: see [`super::writer`]) while a hearing is open, and drops them otherwise.
 //!
 //! Frames arrive on GStreamer's streaming threads; the router never blocks them (a
-//! bounded channel per track, `try_send`), so a slow disk cannot stall capture, and a
+//! bounded channel per writer thread, `try_send`), so a slow disk cannot stall capture, and a
 //! dropped frame is counted and raised as an alarm rather than lost silently.
 
 pub use super::router::Router;
@@ -336,7 +336,8 @@ impl Session {
         self.cut(at_media_ns);
         for (t, name) in self.tracks.iter().zip(&self.names) {
             // Blocking send: the stop must reach the writer even if its queue is full.
-            // It fails only if the writer already ended, which is what we want anyway.
+            // It fails only if the writer thread is gone (it never started), and then
+            // there is nothing to stop.
             let _ = t.tx.send((t.slot, Msg::Stop { at_media_ns }));
             let dropped = t.dropped.load(Ordering::Relaxed);
             if dropped > 0 {

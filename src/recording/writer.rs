@@ -283,10 +283,17 @@ impl TrackRun {
 /// stop, or when its drain time is up) or the session goes away.
 pub(super) fn run_group(mut runs: Vec<TrackRun>, rx: Receiver<(usize, Msg)>) -> Vec<TrackEnd> {
     loop {
+        // Checked at every turn, not only when the queue is idle: the other tracks'
+        // frames keep coming while a silent one drains, and must not keep it open.
+        let now = Instant::now();
+        for r in runs.iter_mut() {
+            if r.stop.is_some_and(|(_, deadline)| deadline <= now) {
+                r.end(); // drained as long as it may: sealed with what it has
+            }
+        }
         if runs.iter().all(|r| r.ended) {
             break;
         }
-        let now = Instant::now();
         let timeout = runs
             .iter()
             .filter(|r| !r.ended)
@@ -307,15 +314,7 @@ pub(super) fn run_group(mut runs: Vec<TrackRun>, rx: Receiver<(usize, Msg)>) -> 
                     r.stop = Some((at_media_ns, Instant::now() + r.ctx.drain_timeout));
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                // Drained as long as they may: seal with what they have.
-                let now = Instant::now();
-                for r in runs.iter_mut() {
-                    if r.stop.is_some_and(|(_, deadline)| deadline <= now) {
-                        r.end();
-                    }
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }

@@ -149,6 +149,57 @@ fn tracks_sharing_writer_threads_are_each_written_and_sealed_at_the_stop() {
 }
 
 #[test]
+fn a_silent_track_is_sealed_at_its_drain_time_while_the_others_keep_sending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = ["cam1", "cam2", "cam3"];
+    let (session, index) = session_of(tmp.path(), &names);
+    let session = Arc::new(session);
+    session.begin(0, Vec::new());
+    for ms in (0..1000).step_by(100) {
+        for t in 0..names.len() {
+            session.route(t, key(ms));
+        }
+    }
+    // cam1 and cam2 keep sending past the stop (the encoders still deliver while a
+    // stop is under way); cam3 is silent from 1 s on.
+    let sending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let feeder = {
+        let (session, sending) = (session.clone(), sending.clone());
+        std::thread::spawn(move || {
+            let mut ms = 1000;
+            while sending.load(Ordering::Relaxed) {
+                session.route(0, key(ms));
+                session.route(1, key(ms));
+                ms += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    {
+        let session = session.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(session.stop(1_000_000_000, &NoReport));
+        });
+    }
+    let ends = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the stop returns although frames keep coming");
+    sending.store(false, Ordering::Relaxed);
+    feeder.join().unwrap();
+    assert_eq!(ends.len(), 3);
+    for name in names {
+        let segs = index.segments("h1", name).unwrap();
+        assert_eq!(segs.len(), 1, "{name}");
+        assert!(
+            segs[0].media_duration_ns <= 1_000_000_000,
+            "{name}: {:?}",
+            segs[0]
+        );
+    }
+}
+
+#[test]
 fn a_keyframe_that_went_by_before_the_session_existed_is_recorded() {
     // Frames can reach the router before the clock reads their timestamp: the
     // session must still get a keyframe stamped at or after its start.
