@@ -415,7 +415,8 @@ impl Exports {
         }
         let me = self.clone();
         let hearing = hearing_id.to_string();
-        self.push(Box::new(move || {
+        let queued_id = id.clone();
+        let queued = self.push(Box::new(move || {
             me.set_state(&id, ExportState::Running, None, None);
             let out = me.dir(&id);
             let res = me
@@ -429,7 +430,12 @@ impl Exports {
                     me.set_state(&id, ExportState::Failed, Some(e.to_string()), None);
                 }
             }
-        }))?;
+        }));
+        // Not queued (no worker could start): the job says so rather than wait forever.
+        if let Err(e) = queued {
+            self.set_state(&queued_id, ExportState::Failed, Some(e.to_string()), None);
+            return Err(e);
+        }
         Ok(job)
     }
 

@@ -74,13 +74,15 @@ pub struct Camera {
 #[serde(rename_all = "snake_case")]
 pub enum PreviewDecoder {
     /// OpenH264 (`openh264dec`): the least memory (it does not load FFmpeg's libraries
-    /// and their codecs, about 30 MB) and a little less CPU. Exact on Constrained
-    /// Baseline streams (what cameras send as substreams); Main and High progressive
-    /// streams decode near-exactly (48 dB PSNR against FFmpeg on a High-profile stream
-    /// with B-frames); interlaced streams need `libav`.
+    /// and the codecs they link, about 25 MB resident; it takes about 3 MB per stream
+    /// itself) and a little less CPU. Exact on Constrained Baseline streams (what
+    /// cameras send as substreams); Main and High progressive streams decode
+    /// near-exactly (48 dB PSNR against FFmpeg on a High-profile stream with B-frames);
+    /// interlaced streams need `libav`.
     #[default]
     Openh264,
-    /// FFmpeg's decoder (`avdec_h264`): every H.264 stream, for about 30 MB more.
+    /// FFmpeg's decoder (`avdec_h264`): every H.264 stream, for about 20 MB more on a
+    /// four-camera box.
     Libav,
 }
 
