@@ -153,30 +153,17 @@ impl Session {
         device_id: &str,
         report: Arc<dyn WriterReport>,
     ) -> Session {
+        // Deal the tracks in turn: each gets a writer thread (group) and a place in it.
         let groups = WRITER_THREADS.min(specs.len()).max(1);
-        let mut senders = Vec::new();
-        let mut receivers = Vec::new();
-        for g in 0..groups {
-            let tracks_in_group = specs.len().saturating_sub(g).div_ceil(groups);
-            let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES * tracks_in_group.max(1));
-            senders.push(tx);
-            receivers.push(rx);
-        }
         let mut runs: Vec<Vec<TrackRun>> = (0..groups).map(|_| Vec::new()).collect();
-        let mut tracks = Vec::new();
-        let mut names = Vec::new();
+        let mut group_names: Vec<Vec<String>> = vec![Vec::new(); groups];
+        let mut dealt = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             let g = i % groups;
             let cut_at = Arc::new(AtomicI64::new(i64::MAX));
             let progress = Arc::new(Progress::new());
-            tracks.push(TrackTx {
-                tx: senders[g].clone(),
-                slot: runs[g].len(),
-                dropped: AtomicU64::new(0),
-                cut_at: cut_at.clone(),
-                progress: progress.clone(),
-            });
-            names.push(spec.info.name.clone());
+            dealt.push((g, runs[g].len(), cut_at.clone(), progress.clone()));
+            group_names[g].push(spec.info.name.clone());
             let w = SegmentWriter::new(
                 dir.clone(),
                 &spec.info.name,
@@ -198,23 +185,36 @@ impl Session {
             };
             runs[g].push(TrackRun::new(ctx, w));
         }
+        let (senders, receivers): (Vec<_>, Vec<_>) = runs
+            .iter()
+            .map(|group| mpsc::sync_channel::<(usize, Msg)>(QUEUE_FRAMES * group.len().max(1)))
+            .unzip();
         // The session keeps only the tracks' senders: when it is dropped, the queues
         // disconnect and the threads end.
+        let tracks = dealt
+            .into_iter()
+            .map(|(g, slot, cut_at, progress)| TrackTx {
+                tx: senders[g].clone(),
+                slot,
+                dropped: AtomicU64::new(0),
+                cut_at,
+                progress,
+            })
+            .collect();
         drop(senders);
+        let names = specs.iter().map(|s| s.info.name.clone()).collect();
         let mut threads = Vec::new();
-        for (g, (group, rx)) in runs.into_iter().zip(receivers).enumerate() {
-            let group_names: Vec<String> = (0..specs.len())
-                .filter(|i| i % groups == g)
-                .filter_map(|i| names.get(i).cloned())
-                .collect();
+        for (g, ((group, rx), names)) in
+            runs.into_iter().zip(receivers).zip(group_names).enumerate()
+        {
             let handle = std::thread::Builder::new()
                 .name(format!("rec-writer-{g}"))
                 .spawn(move || run_group(group, rx));
             match handle {
-                Ok(h) => threads.push((h, group_names)),
+                Ok(h) => threads.push((h, names)),
                 Err(e) => {
                     let err = crate::err!(Internal, "cannot start a writer thread: {e}");
-                    for name in &group_names {
+                    for name in &names {
                         report.track_failed(name, &err);
                     }
                 }
