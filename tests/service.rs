@@ -520,10 +520,12 @@ fn start_lag_ms(hearing: &std::path::Path) -> HashMap<String, i64> {
     lag
 }
 
-/// Between hearings nothing consumes the recording encoders' output, so they rest (a
-/// box idles most of the day); every track still starts at the open, at the resume
-/// after a recess, and in the next hearing. A courtroom may also record without a
-/// composite (`[composite] enabled = false`): its cameras and microphones only.
+/// Between hearings and in a recess nothing consumes the recording encoders' output,
+/// so they rest (a box idles most of the day); every track still starts at the open,
+/// at the resume after a recess, and in the next hearing. A courtroom may also record
+/// without a composite (`[composite] enabled = false`): its cameras and microphones
+/// only. The frames are awaited with a deadline, not counted over a fixed time (a
+/// starved CI machine once counted 30 of the usual 60 in a 3.5 s hearing).
 #[test]
 fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
     let _g = serial();
@@ -549,14 +551,46 @@ fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
         let after = ["judge", "m1", "composite"].map(|t| frames(&d, &admin, t));
         assert_eq!(before, after, "{what}: the encoders should rest");
     };
+    // Waits until the judge camera's encoder has delivered `n` frames since `from`
+    // were counted: a deadline rather than a fixed time, so that a starved machine
+    // slows the test down instead of failing it.
+    let delivered = |from: f64, n: f64, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = frames(&d, &admin, "judge");
+            if now >= from + n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the encoder delivered {} frames in 20 s, not {n}",
+                now - from
+            );
+            evidence::sleep_s(0.2);
+        }
+    };
     resting("after start");
     for case in ["(2026)X0101民初21号", "(2026)X0101民初22号"] {
-        let before = frames(&d, &admin, "judge");
-        let id = evidence::record(&d, &clerk, case, 3.0);
-        assert!(
-            frames(&d, &admin, "judge") > before + 30.0,
-            "{case}: recorded"
+        let h = d.ok(
+            "POST",
+            "/api/v1/hearings",
+            &clerk,
+            Some(json!({"case_number": case, "title": "rest", "visibility": "public"})),
         );
+        let id = h["id"].as_str().unwrap().to_string();
+        let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
+        let before = frames(&d, &admin, "judge");
+        d.ok("POST", &p("open"), &clerk, None);
+        delivered(before, 20.0, &format!("{case}: after the open"));
+        let mark = json!({"text": "Exhibit 3 shown"});
+        d.ok("POST", &p("marks"), &clerk, Some(mark));
+        let recess = json!({"reason": "recess", "note": "lunch"});
+        d.ok("POST", &p("recess"), &clerk, Some(recess));
+        resting(&format!("{case}: in recess"));
+        let before = frames(&d, &admin, "judge");
+        d.ok("POST", &p("resume"), &clerk, None);
+        delivered(before, 20.0, &format!("{case}: after the resume"));
+        d.ok("POST", &p("close"), &clerk, None);
         let dir = data.join("hearings").join(&id);
         let lag = start_lag_ms(&dir);
         assert_eq!(lag.len(), 3, "{case}: {lag:?}");
