@@ -137,9 +137,10 @@ pub struct SourceDef {
     /// True for compositor targets (the source goes on top of the card).
     pub video: bool,
     pub on_end: OnEnd,
-    /// Test cameras: paint the sync flash (width, height).
+    /// Test cameras: paint the sync flash (width, height) on the bin's output (`out`).
     pub flash: Option<(usize, usize)>,
-    /// Test microphones with ticks: gate the tone into the sync beep.
+    /// Test microphones with ticks: gate the tone into the sync beep on the bin's
+    /// output (`out`).
     pub beep: bool,
     /// RTSP main stream: the track it feeds (it has no bin: its frames go straight
     /// to the track).
@@ -367,7 +368,10 @@ pub fn describe(cfg: &Config) -> Description {
         main.push(fill(MIC_SLOT, &vars));
         main.push(fill(MIC_RECORD, &vars));
         if comp.enabled {
-            main.push(fill(MIC_MIX, &vars));
+            main.push(fill(
+                MIC_MIX,
+                &[("id", mic.id.clone()), ("pad", m.to_string())],
+            ));
         }
         // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
         if live {

@@ -139,9 +139,7 @@ pub(super) fn build_slot(
     let fail = |e: String| Error::new(ErrorKind::Unavailable, format!("source {}: {e}", def.id));
 
     if let Some((w, h)) = def.flash
-        && let Some(pad) = bin
-            .by_name(&format!("{}_flash", def.id))
-            .and_then(|e| e.static_pad("src"))
+        && let Some(pad) = bin.by_name("out").and_then(|e| e.static_pad("src"))
     {
         add_flash_probe(&pad, w, h);
     }
@@ -154,9 +152,7 @@ pub(super) fn build_slot(
         );
     }
     if def.beep
-        && let Some(pad) = bin
-            .by_name(&format!("{}_beep", def.id))
-            .and_then(|e| e.static_pad("src"))
+        && let Some(pad) = bin.by_name("out").and_then(|e| e.static_pad("src"))
     {
         add_beep_probe(&pad);
     }
