@@ -555,29 +555,16 @@ fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
     // were counted: a deadline rather than a fixed time, so that a starved machine
     // slows the test down instead of failing it.
     let delivered = |from: f64, n: f64, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let now = frames(&d, &admin, "judge");
-            if now >= from + n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the encoder delivered {} frames in 20 s, not {n}",
-                now - from
-            );
-            evidence::sleep_s(0.2);
-        }
+        assert!(
+            wait_for(Duration::from_secs(20), || frames(&d, &admin, "judge")
+                >= from + n),
+            "{what}: the encoder delivered {} frames in 20 s, not {n}",
+            frames(&d, &admin, "judge") - from
+        );
     };
     resting("after start");
     for case in ["(2026)X0101民初21号", "(2026)X0101民初22号"] {
-        let h = d.ok(
-            "POST",
-            "/api/v1/hearings",
-            &clerk,
-            Some(json!({"case_number": case, "title": "rest", "visibility": "public"})),
-        );
-        let id = h["id"].as_str().unwrap().to_string();
+        let id = replica::hearing(&d, &clerk, case);
         let p = |a: &str| format!("/api/v1/hearings/{id}/{a}");
         let before = frames(&d, &admin, "judge");
         d.ok("POST", &p("open"), &clerk, None);
