@@ -1,0 +1,277 @@
+//! The resting probes and rates, on small pipelines of their own.
+
+use super::*;
+use gstreamer_app as gst_app;
+
+/// GStreamer criticals logged in this process so far (a handler counts them).
+fn criticals() -> usize {
+    use gst::glib;
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        glib::log_set_handler(
+            Some("GStreamer"),
+            glib::LogLevels::LEVEL_CRITICAL,
+            false,
+            false,
+            |_, _, msg| {
+                eprintln!("GStreamer-CRITICAL: {msg}");
+                COUNT.fetch_add(1, Ordering::SeqCst);
+            },
+        );
+    });
+    COUNT.load(Ordering::SeqCst)
+}
+
+/// Runs 3 s of a 15 fps white camera (keyframe each second) into a compositor over
+/// black, through the preview's decoding (`decode`) or straight into the pane, with
+/// the resting probes; returns (pictures that reached the compositor, composited
+/// frames that showed black after the first white one).
+fn run(decode: bool, recording: bool) -> (usize, usize) {
+    gst::init().unwrap();
+    let criticals_before = criticals();
+    let camera = if decode {
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
+         ! avdec_h264 name=dec max-threads=1"
+    } else {
+        "queue name=pane"
+    };
+    let p = gst::parse::launch(&format!(
+        "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
+         ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
+         videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
+         videotestsrc is-live=true pattern=white num-buffers=45 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
+         ! {camera} ! c.sink_1"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let demand = Arc::new(PictureDemand::new(true));
+    demand.set_recording(recording);
+    let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
+    if decode {
+        key_only(&pad("parse"), &pad("dec"), demand);
+    } else {
+        // As in the pipeline: on the pane queue's input.
+        let pane = p.by_name("pane").unwrap().static_pad("sink").unwrap();
+        thin(&pane, demand);
+    }
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = arrived.clone();
+    let comp_in = p.by_name("c").unwrap().static_pad("sink_1").unwrap();
+    comp_in.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        a.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+    let sink = p
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let (mut seen_white, mut black_after) = (false, 0);
+    // 2.5 s of composited frames: within the 3 s the camera sends.
+    for _ in 0..38 {
+        let s = sink.pull_sample().unwrap();
+        let map = s.buffer().unwrap().map_readable().unwrap();
+        let white = map[64 * 36 - 1] > 128;
+        if white {
+            seen_white = true;
+        } else if seen_white {
+            black_after += 1;
+        }
+    }
+    p.set_state(gst::State::Null).unwrap();
+    assert!(seen_white, "the camera's picture never showed");
+    assert_eq!(
+        criticals(),
+        criticals_before,
+        "GStreamer logged a critical (a dropped picture mishandled)"
+    );
+    (arrived.load(Ordering::Relaxed), black_after)
+}
+
+#[test]
+fn resting_previews_decode_keyframes_only_and_keep_their_picture() {
+    let (decoded, black) = run(true, false);
+    assert!(decoded <= 4, "{decoded} frames decoded while resting");
+    assert_eq!(black, 0, "the pane fell back to its card between keyframes");
+    let (decoded, black) = run(true, true);
+    assert!(decoded >= 30, "only {decoded} frames decoded at full rate");
+    assert_eq!(black, 0);
+}
+
+#[test]
+fn panes_are_thinned_to_the_stills_rate_between_hearings() {
+    let (passed, black) = run(false, false);
+    assert!((3..=8).contains(&passed), "{passed} pictures in 2.5-3 s");
+    assert_eq!(black, 0, "the pane showed the background between pictures");
+    let (passed, black) = run(false, true);
+    assert!(passed >= 30, "only {passed} pictures while recorded");
+    assert_eq!(black, 0);
+}
+
+/// A test camera rests once the recorder has settled and nobody needs its picture,
+/// and comes back to its full rate when a hearing records or someone watches.
+#[test]
+fn test_cameras_rest_while_nobody_needs_their_picture() {
+    gst::init().unwrap();
+    let p = gst::parse::launch(
+        "videotestsrc is-live=true pattern=ball \
+         ! capsfilter name=cam_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
+         ! fakesink name=out sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    // The duration of the latest picture, in ms.
+    let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let l = last_ms.clone();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(d) = info.buffer().and_then(|b| b.duration()) {
+            l.store(d.mseconds(), Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let demand = PictureDemand::new(true);
+    demand.add_rate_filter(
+        &p.by_name("cam_rate").unwrap(),
+        Behind::Source,
+        Need::Camera,
+    );
+    // The pipeline's first seconds: nothing rests yet, whatever the recorder says.
+    demand.poll(Some(REST_AFTER_START_NS - 1));
+    p.set_state(gst::State::Playing).unwrap();
+    // Waits (up to 5 s) for the camera to draw pictures of `ms`.
+    let reaches = |ms: u64| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if last_ms.load(Ordering::Relaxed) == ms {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    };
+    assert!(reaches(66), "full rate before the recorder settles");
+    demand.set_public(false);
+    // The rate the camera's filter asks for now.
+    let rate = || {
+        p.by_name("cam_rate")
+            .unwrap()
+            .property::<Option<gst::Caps>>("caps")
+            .unwrap()
+            .structure(0)
+            .unwrap()
+            .get::<gst::Fraction>("framerate")
+            .unwrap()
+    };
+    assert_eq!(
+        rate(),
+        gst::Fraction::new(15, 1),
+        "no rest before the recorder has said whether it records"
+    );
+    demand.set_recording(false);
+    assert_eq!(
+        rate(),
+        gst::Fraction::new(15, 1),
+        "no rest in the pipeline's first seconds"
+    );
+    demand.poll(Some(REST_AFTER_START_NS));
+    assert!(reaches(200), "rests between hearings");
+    // Downstream is told the latency of the full rate (one 15 fps frame), not the
+    // resting frame's 200 ms.
+    let mut q = gst::query::Latency::new();
+    assert!(out.peer_query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(live);
+    assert!(
+        min.mseconds().abs_diff(66) <= 1,
+        "latency reported while resting: {min}"
+    );
+    demand.set_public(true);
+    assert!(reaches(66), "full rate while someone watches");
+    demand.set_public(false);
+    assert!(reaches(200));
+    demand.set_recording(true);
+    assert!(reaches(66), "full rate while a hearing records");
+    p.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn pictures_are_needed_by_a_recorded_composite_or_a_viewer() {
+    let demand = PictureDemand::new(false);
+    demand.set_recording(true);
+    assert!(!demand.full(), "no composite: recording needs no pictures");
+    demand.set_public(true);
+    assert!(demand.full());
+    let demand = PictureDemand::new(true);
+    demand.set_recording(true);
+    assert!(demand.full());
+}
+
+/// A mixer whose rate changes while it negotiates must not fail: a mixer (unlike a
+/// source) never retries a refused negotiation, and its failure reaches every input,
+/// back through the panes to the cameras' slots (seen: a clerk's recess and resume
+/// in quick succession stopped a camera's track). The hearing's state flips as fast
+/// as a thread can flip it here, for 5 s; then the mixer still takes each rate asked.
+#[test]
+fn a_mixer_survives_its_rate_changing_while_it_negotiates() {
+    gst::init().unwrap();
+    let p = gst::parse::launch(
+        "videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=60/1 \
+         ! queue leaky=downstream max-size-buffers=3 ! compositor name=c max-threads=1 \
+         ! capsfilter name=comp_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=60/1 \
+         ! fakesink name=out sync=false",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    // The duration of the latest picture, in ms.
+    let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let l = last_ms.clone();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(d) = info.buffer().and_then(|b| b.duration()) {
+            l.store(d.mseconds(), Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let demand = PictureDemand::new(true);
+    demand.add_rate_filter(
+        &p.by_name("comp_rate").unwrap(),
+        Behind::RecordedMixer,
+        Need::Composite,
+    );
+    demand.poll(Some(REST_AFTER_START_NS));
+    p.set_state(gst::State::Playing).unwrap();
+    let bus = p.bus().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut on = false;
+    while std::time::Instant::now() < until {
+        on = !on;
+        demand.set_recording(on);
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    // Waits (up to 5 s) for the mixer to make pictures of `ms`.
+    let reaches = |ms: u64| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < until {
+            if last_ms.load(Ordering::Relaxed) == ms {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    };
+    demand.set_recording(true);
+    let full = reaches(16);
+    demand.set_recording(false);
+    let rests = reaches(100);
+    let error = bus.pop_filtered(&[gst::MessageType::Error]);
+    p.set_state(gst::State::Null).unwrap();
+    assert!(error.is_none(), "the mixer failed: {error:?}");
+    assert!(full, "the mixer is not back at its full rate");
+    assert!(rests, "the mixer does not rest after the flips");
+}
