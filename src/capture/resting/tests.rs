@@ -111,6 +111,32 @@ fn panes_are_thinned_to_the_stills_rate_between_hearings() {
     assert_eq!(black, 0);
 }
 
+/// The duration (ms) of the latest picture into the element `out` of `p`, kept up to date.
+fn picture_ms(p: &gst::Pipeline) -> Arc<std::sync::atomic::AtomicU64> {
+    let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let l = last_ms.clone();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(d) = info.buffer().and_then(|b| b.duration()) {
+            l.store(d.mseconds(), Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    last_ms
+}
+
+/// Waits (up to 5 s) for pictures of `ms` (see [`picture_ms`]).
+fn reaches(last_ms: &std::sync::atomic::AtomicU64, ms: u64) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if last_ms.load(Ordering::Relaxed) == ms {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 /// A test camera rests once the recorder has settled and nobody needs its picture,
 /// and comes back to its full rate when a hearing records or someone watches.
 #[test]
@@ -124,16 +150,7 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    // The duration of the latest picture, in ms.
-    let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let l = last_ms.clone();
-    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
-    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(d) = info.buffer().and_then(|b| b.duration()) {
-            l.store(d.mseconds(), Ordering::Relaxed);
-        }
-        gst::PadProbeReturn::Ok
-    });
+    let last_ms = picture_ms(&p);
     let demand = PictureDemand::new(true);
     demand.add_rate_filter(
         &p.by_name("cam_rate").unwrap(),
@@ -143,17 +160,7 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
     // The pipeline's first seconds: nothing rests yet, whatever the recorder says.
     demand.poll(Some(REST_AFTER_START_NS - 1));
     p.set_state(gst::State::Playing).unwrap();
-    // Waits (up to 5 s) for the camera to draw pictures of `ms`.
-    let reaches = |ms: u64| {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < until {
-            if last_ms.load(Ordering::Relaxed) == ms {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    };
+    let reaches = |ms: u64| reaches(&last_ms, ms);
     assert!(reaches(66), "full rate before the recorder settles");
     demand.set_public(false);
     // The rate the camera's filter asks for now.
@@ -183,6 +190,7 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
     // Downstream is told the latency of the full rate (one 15 fps frame), not the
     // resting frame's 200 ms.
     let mut q = gst::query::Latency::new();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
     assert!(out.peer_query(&mut q));
     let (live, min, _) = q.result();
     assert!(live);
@@ -228,16 +236,7 @@ fn a_mixer_survives_its_rate_changing_while_it_negotiates() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    // The duration of the latest picture, in ms.
-    let last_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let l = last_ms.clone();
-    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
-    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(d) = info.buffer().and_then(|b| b.duration()) {
-            l.store(d.mseconds(), Ordering::Relaxed);
-        }
-        gst::PadProbeReturn::Ok
-    });
+    let last_ms = picture_ms(&p);
     let demand = PictureDemand::new(true);
     demand.add_rate_filter(
         &p.by_name("comp_rate").unwrap(),
@@ -254,17 +253,7 @@ fn a_mixer_survives_its_rate_changing_while_it_negotiates() {
         demand.set_recording(on);
         std::thread::sleep(std::time::Duration::from_micros(500));
     }
-    // Waits (up to 5 s) for the mixer to make pictures of `ms`.
-    let reaches = |ms: u64| {
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < until {
-            if last_ms.load(Ordering::Relaxed) == ms {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    };
+    let reaches = |ms: u64| reaches(&last_ms, ms);
     demand.set_recording(true);
     let full = reaches(16);
     demand.set_recording(false);
