@@ -41,6 +41,24 @@ fn probe_run(paths: &[std::path::PathBuf]) -> (f64, f64) {
     )
 }
 
+/// Bright pixels (white text) of the caption in the first or the last frame of a
+/// composite segment: the demo's layout leaves the composite's bottom-right cell
+/// free (black) for the case number and the burned-in time.
+fn caption_pixels(segment: &std::path::Path, last: bool) -> usize {
+    let (w, h) = (420, 236);
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(segment)
+        .args(["-vf", &format!("crop={w}:{h}:856:482,format=gray")])
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .unwrap();
+    let frames: Vec<&[u8]> = out.stdout.chunks_exact(w * h).collect();
+    let frame = if last { frames.last() } else { frames.first() };
+    let frame = frame.unwrap_or_else(|| panic!("{} decodes to no frame", segment.display()));
+    frame.iter().filter(|&&y| y > 128).count()
+}
+
 #[test]
 fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
     let _g = serial();
@@ -212,6 +230,23 @@ fn a_hearing_is_recorded_on_every_track_in_sync_and_logged() {
             );
             for p in run.iter() {
                 total += ffprobe(p).duration_s;
+            }
+            // The recording time is burned in from the run's first frame. The caption
+            // is silent between hearings and in recesses (nothing rests in the daemon's
+            // first 2 s, so here the resume is what wakes it) and must speak by then.
+            if *track == "composite" {
+                let (first, last) = (
+                    caption_pixels(&run[0], false),
+                    caption_pixels(run.last().unwrap(), true),
+                );
+                assert!(
+                    last > 300,
+                    "no caption on the run's last frame: {last} bright pixels"
+                );
+                assert!(
+                    first * 2 >= last,
+                    "the run's first frame has no caption: {first} bright pixels, {last} on its last"
+                );
             }
         }
         assert!(

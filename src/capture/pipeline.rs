@@ -172,6 +172,9 @@ impl Capture {
                 shared.demand.add_rate_filter(&filter, behind, need);
             }
         }
+        if let Some(caption) = pipeline.by_name("caption") {
+            shared.demand.add_caption(&caption, Need::Composite);
+        }
 
         // The public picture and mix: which pad is whose.
         let mut public_pads = Vec::new();

@@ -20,6 +20,8 @@
 //!   rest: it costs a fifth of the composite's, and resting it saved nothing
 //!   measurable (0.2 % of a core per slot either way) while its encoder would start
 //!   each hearing renegotiating.
+//! - The composite's caption (case number and burned-in time) is silent between
+//!   hearings: the console's still of the composite shows the panes only.
 //!
 //! Resting is not seen in the pipeline's latency: a source or a mixer reports one of
 //! its frames as latency, and the mixers downstream wait by the latency they were last
@@ -111,7 +113,7 @@ pub(super) struct PictureDemand {
     rates: Mutex<Rates>,
 }
 
-/// The rate filters, and whether they rest.
+/// The rate filters and captions, and whether they rest.
 #[derive(Debug, Default)]
 struct Rates {
     /// The recorder has said once whether it records (the pipeline runs and its
@@ -125,16 +127,27 @@ struct Rates {
     filters: Vec<RateFilter>,
 }
 
-/// A capsfilter behind a test camera, a card or a mixer (`<id>_rate`, `<id>_cardrate`,
-/// `comp_rate`, `pub_rate`, `pub_cardrate`).
+/// An element that rests: a rate filter or a caption.
 #[derive(Debug)]
 struct RateFilter {
     filter: gst::glib::WeakRef<gst::Element>,
-    /// Its caps at the full rate.
-    full: gst::Caps,
-    behind: Behind,
+    rests: Rests,
     need: Need,
     resting: bool,
+}
+
+/// What resting does to an element.
+#[derive(Debug)]
+enum Rests {
+    /// A capsfilter behind a test camera, a card or a mixer (`<id>_rate`,
+    /// `<id>_cardrate`, `comp_rate`, `pub_rate`, `pub_cardrate`) asks for its
+    /// `behind`'s resting rate instead of `full`, its caps at the full rate.
+    Rate { full: gst::Caps, behind: Behind },
+    /// A `textoverlay` (the composite's caption and burned-in time) is silent: it
+    /// passes its pictures on as they are, and neither lays its text out (Pango,
+    /// Cairo) nor blends it. It speaks again in the same call that asks its mixer for
+    /// the full rate, before any picture at or after the gate is made.
+    Caption,
 }
 
 impl PictureDemand {
@@ -184,8 +197,25 @@ impl PictureDemand {
         r.filters.retain(|f| f.filter.upgrade().is_some());
         r.filters.push(RateFilter {
             filter: filter.downgrade(),
-            full,
-            behind,
+            rests: Rests::Rate { full, behind },
+            need,
+            resting,
+        });
+    }
+
+    /// Puts a caption (a `textoverlay`) under this demand: it is silent while nobody
+    /// in `need` takes its pictures. Between hearings the composite is only the
+    /// console's still, and its caption was a third of its compositor's work.
+    pub(super) fn add_caption(&self, overlay: &gst::Element, need: Need) {
+        let Ok(mut r) = self.rates.lock() else {
+            return;
+        };
+        let resting = r.settled && r.started && !self.needed(need);
+        overlay.set_property("silent", resting);
+        r.filters.retain(|f| f.filter.upgrade().is_some());
+        r.filters.push(RateFilter {
+            filter: overlay.downgrade(),
+            rests: Rests::Caption,
             need,
             resting,
         });
@@ -217,9 +247,10 @@ impl PictureDemand {
         }
     }
 
-    /// Moves the rate filters to the rate the demand wants, where it changed. Setting
-    /// a capsfilter's caps only marks its upstream for renegotiation: the source (or
-    /// mixer) takes the new rate with its next picture.
+    /// Moves the rate filters to the rate the demand wants, and silences or wakes the
+    /// captions, where it changed. Setting a capsfilter's caps only marks its upstream
+    /// for renegotiation: the source (or mixer) takes the new rate with its next
+    /// picture. A caption takes its state with the next picture it overlays.
     fn update_rates(&self, settle: bool) {
         let Ok(mut r) = self.rates.lock() else {
             return;
@@ -233,12 +264,13 @@ impl PictureDemand {
                 continue;
             }
             f.resting = rest;
-            if let Some(filter) = f.filter.upgrade() {
-                if rest {
-                    set_rate(&filter, &f.full, f.behind.rest_fps());
-                } else {
-                    filter.set_property("caps", &f.full);
-                }
+            let Some(el) = f.filter.upgrade() else {
+                continue;
+            };
+            match &f.rests {
+                Rests::Rate { full, behind } if rest => set_rate(&el, full, behind.rest_fps()),
+                Rests::Rate { full, .. } => el.set_property("caps", full),
+                Rests::Caption => el.set_property("silent", rest),
             }
         }
     }
