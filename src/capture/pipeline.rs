@@ -172,8 +172,13 @@ impl Capture {
                 shared.demand.add_rate_filter(&filter, behind, need);
             }
         }
-        if let Some(caption) = pipeline.by_name("caption") {
-            shared.demand.add_caption(&caption, Need::Composite);
+        for (name, need) in [
+            ("caption", Need::Composite),
+            ("public_caption", Need::Public),
+        ] {
+            if let Some(caption) = pipeline.by_name(name) {
+                shared.demand.add_caption(&caption, need);
+            }
         }
 
         // The public picture and mix: which pad is whose.

@@ -21,7 +21,8 @@
 //!   measurable (0.2 % of a core per slot either way) while its encoder would start
 //!   each hearing renegotiating.
 //! - The composite's caption (case number and burned-in time) is silent between
-//!   hearings: the console's still of the composite shows the panes only.
+//!   hearings (the console's still of the composite shows the panes only), the
+//!   public picture's while nobody watches.
 //!
 //! Resting is not seen in the pipeline's latency: a source or a mixer reports one of
 //! its frames as latency, and the mixers downstream wait by the latency they were last
@@ -143,7 +144,7 @@ enum Rests {
     /// `<id>_cardrate`, `comp_rate`, `pub_rate`, `pub_cardrate`) asks for its
     /// `behind`'s resting rate instead of `full`, its caps at the full rate.
     Rate { full: gst::Caps, behind: Behind },
-    /// A `textoverlay` (the composite's caption and burned-in time) is silent: it
+    /// A `textoverlay` (a caption and burned-in time) is silent: it
     /// passes its pictures on as they are, and neither lays its text out (Pango,
     /// Cairo) nor blends it. It speaks again in the same call that asks its mixer for
     /// the full rate, before any picture at or after the gate is made.
@@ -205,7 +206,7 @@ impl PictureDemand {
 
     /// Puts a caption (a `textoverlay`) under this demand: it is silent while nobody
     /// in `need` takes its pictures. Between hearings the composite is only the
-    /// console's still, and its caption was a third of its compositor's work.
+    /// console's still, and its caption was two thirds of its compositor's work.
     pub(super) fn add_caption(&self, overlay: &gst::Element, need: Need) {
         let Ok(mut r) = self.rates.lock() else {
             return;

@@ -219,6 +219,41 @@ fn pictures_are_needed_by_a_recorded_composite_or_a_viewer() {
     assert!(demand.full());
 }
 
+/// A caption is silent while nobody takes its pictures (the composite's between
+/// hearings, the public picture's while nobody watches), and speaks as soon as
+/// someone does: the rest of the hearing is drawn with it.
+#[test]
+fn captions_are_silent_while_nobody_takes_their_pictures() {
+    gst::init().unwrap();
+    let overlay = || gst::ElementFactory::make("textoverlay").build().unwrap();
+    let (comp, public) = (overlay(), overlay());
+    let demand = PictureDemand::new(true);
+    demand.add_caption(&comp, Need::Composite);
+    demand.add_caption(&public, Need::Public);
+    let silent = |e: &gst::Element| e.property::<bool>("silent");
+    demand.set_public(false);
+    demand.set_recording(false);
+    assert!(
+        !silent(&comp) && !silent(&public),
+        "nothing rests in the pipeline's first seconds"
+    );
+    demand.poll(Some(REST_AFTER_START_NS));
+    assert!(silent(&comp) && silent(&public), "between hearings");
+    demand.set_recording(true);
+    assert!(!silent(&comp) && silent(&public), "a hearing records");
+    demand.set_public(true);
+    assert!(!silent(&comp) && !silent(&public), "someone watches too");
+    demand.set_recording(false);
+    assert!(
+        silent(&comp) && !silent(&public),
+        "a recess, someone watching"
+    );
+    // A caption added while things rest starts silent.
+    let late = overlay();
+    demand.add_caption(&late, Need::Composite);
+    assert!(silent(&late));
+}
+
 /// A mixer whose rate changes while it negotiates must not fail: a mixer (unlike a
 /// source) never retries a refused negotiation, and its failure reaches every input,
 /// back through the panes to the cameras' slots (seen: a clerk's recess and resume
