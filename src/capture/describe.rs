@@ -373,11 +373,13 @@ pub fn describe(cfg: &Config) -> Description {
                 &[("id", mic.id.clone()), ("pad", m.to_string())],
             ));
         }
-        // Into the public mix on pad m + 1 (pad 0 is silence), so it can be muted.
+        // Into the public mix on pad m, so it can be muted. Like the room's mix, the
+        // public mix runs on the microphone slots, which never stop (each makes
+        // silence without its microphone): a muted pad still gives it its time.
         if live {
             main.push(fill(
                 PUBLIC_MIC,
-                &[("id", mic.id.clone()), ("pad", (m + 1).to_string())],
+                &[("id", mic.id.clone()), ("pad", m.to_string())],
             ));
         }
         sources.push(SourceDef {

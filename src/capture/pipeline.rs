@@ -156,7 +156,7 @@ impl Capture {
                 Need::Composite,
             ),
             ("pub_rate".to_string(), Behind::Mixer, Need::Public),
-            ("pub_cardrate".to_string(), Behind::Source, Need::Public),
+            ("pub_cardrate".to_string(), Behind::Card, Need::Public),
         ];
         for cam in cfg.cameras() {
             if let Some(pad) = pipeline
@@ -165,7 +165,7 @@ impl Capture {
             {
                 super::resting::thin(&pad, shared.demand.clone());
             }
-            rated.push((format!("{}_cardrate", cam.id), Behind::Source, Need::Nobody));
+            rated.push((format!("{}_cardrate", cam.id), Behind::Card, Need::Nobody));
         }
         for (name, behind, need) in rated {
             if let Some(filter) = pipeline.by_name(&name) {
@@ -199,7 +199,7 @@ impl Capture {
         }
         if let Some(mix) = pipeline.by_name("pub_mix") {
             for (m, mic) in cfg.microphones().enumerate() {
-                if let Some(pad) = mix.static_pad(&format!("sink_{}", m + 1)) {
+                if let Some(pad) = mix.static_pad(&format!("sink_{m}")) {
                     public_pads.push((mic.id.clone(), pad));
                 }
             }

@@ -68,8 +68,10 @@ const RECORDED_REST_FPS: i32 = 10;
 /// What a rate filter sits behind, which sets its resting rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Behind {
-    /// A test camera or a card: [`REST_FPS`].
+    /// A test camera: [`REST_FPS`].
     Source,
+    /// A card: one picture repeated by a live `imagefreeze`, [`REST_FPS`].
+    Card,
     /// A mixer whose pictures are recorded (the composite): [`RECORDED_REST_FPS`].
     RecordedMixer,
     /// The public picture's mixer: [`REST_FPS`].
@@ -79,7 +81,7 @@ pub(super) enum Behind {
 impl Behind {
     fn rest_fps(self) -> i32 {
         match self {
-            Behind::Source | Behind::Mixer => REST_FPS,
+            Behind::Source | Behind::Card | Behind::Mixer => REST_FPS,
             Behind::RecordedMixer => RECORDED_REST_FPS,
         }
     }
@@ -186,7 +188,7 @@ impl PictureDemand {
         // has negotiated the new ones.
         filter.set_property_from_str("caps-change-mode", "delayed");
         if let Some(pad) = filter.static_pad("src") {
-            report_full_rate_latency(&pad, &full);
+            report_full_rate_latency(&pad, &full, behind == Behind::Card);
         }
         let Ok(mut r) = self.rates.lock() else {
             return;
@@ -313,7 +315,14 @@ fn frame_ns(caps: &gst::CapsRef) -> Option<u64> {
 /// a resting one's frame is longer. Without this, a latency recalculation while things
 /// rest would have every mixer downstream wait by the resting frame for as long as
 /// the next hearing runs (and the livestream's delay grow by as much).
-fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
+///
+/// Behind a card (`still`), the answer's maximum is unbounded instead, as a live
+/// `videotestsrc` answers: `imagefreeze` says one frame, so a camera slot whose camera
+/// needs more (an RTSP preview's decoding, any resting camera) could not configure its
+/// latency at all ("Impossible to configure latency", the pipeline's latency left
+/// stale). The card repeats one picture stamped from its own counter, so a push that
+/// waits for the slot holds nothing that could be lost or moved in time.
+fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps, still: bool) {
     let Some(full_ns) = frame_ns(full) else {
         return;
     };
@@ -322,17 +331,17 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
     pad.add_probe(
         gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
         move |pad, info| {
-            let Some(now_ns) = pad.current_caps().and_then(|c| frame_ns(&c)) else {
-                return gst::PadProbeReturn::Ok;
-            };
-            if now_ns <= full_ns {
-                return gst::PadProbeReturn::Ok;
-            }
+            let resting_ns = pad
+                .current_caps()
+                .and_then(|c| frame_ns(&c))
+                .filter(|&now_ns| now_ns > full_ns);
             if let Some(gst::PadProbeData::Query(q)) = &mut info.data
                 && let gst::QueryViewMut::Latency(l) = q.view_mut()
             {
                 let (live, min, max) = l.result();
-                if live {
+                if live && still {
+                    l.set(live, min, gst::ClockTime::NONE);
+                } else if let (true, Some(now_ns)) = (live, resting_ns) {
                     let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
                     l.set(live, gst::ClockTime::from_nseconds(ns), max);
                 }

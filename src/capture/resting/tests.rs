@@ -207,6 +207,46 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
     p.set_state(gst::State::Null).unwrap();
 }
 
+/// A camera slot's card (one picture repeated by a live `imagefreeze`) lets the slot
+/// configure its latency however long its camera needs: `imagefreeze` alone answers
+/// one frame as its maximum, and a slot whose camera needed more (an RTSP preview, a
+/// resting test camera) failed its latency query.
+#[test]
+fn a_card_lets_its_slot_wait_as_long_as_its_camera_needs() {
+    gst::init().unwrap();
+    let p = gst::parse::launch(
+        "compositor name=slot max-threads=1 ! fakesink name=out sync=false \
+         videotestsrc pattern=black num-buffers=1 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
+         ! imagefreeze is-live=true \
+         ! capsfilter name=card_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! slot.sink_0 \
+         videotestsrc is-live=true ! video/x-raw,format=I420,width=64,height=36,framerate=4/1 ! slot.sink_1",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let demand = PictureDemand::new(true);
+    demand.add_rate_filter(&p.by_name("card_rate").unwrap(), Behind::Card, Need::Nobody);
+    p.set_state(gst::State::Playing).unwrap();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    let latency = || {
+        let mut q = gst::query::Latency::new();
+        out.peer_query(&mut q).then(|| q.result())
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut answer = None;
+    while answer.is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        answer = latency();
+    }
+    p.set_state(gst::State::Null).unwrap();
+    let (live, min, _) = answer.expect("the slot cannot configure its latency");
+    assert!(live);
+    assert!(
+        min.mseconds() >= 250,
+        "the camera's frame (250 ms) counts: {min}"
+    );
+}
+
 #[test]
 fn pictures_are_needed_by_a_recorded_composite_or_a_viewer() {
     let demand = PictureDemand::new(false);
