@@ -127,13 +127,13 @@ struct Rates {
     /// allocating) failed with "not negotiated" about one start in five, and its
     /// sources with it; in steady state, 52 recess/resume cycles never did.
     started: bool,
-    filters: Vec<RateFilter>,
+    elements: Vec<RestingElement>,
 }
 
 /// An element that rests: a rate filter or a caption.
 #[derive(Debug)]
-struct RateFilter {
-    filter: gst::glib::WeakRef<gst::Element>,
+struct RestingElement {
+    element: gst::glib::WeakRef<gst::Element>,
     rests: Rests,
     need: Need,
     resting: bool,
@@ -197,9 +197,9 @@ impl PictureDemand {
         if resting {
             set_rate(filter, &full, behind.rest_fps());
         }
-        r.filters.retain(|f| f.filter.upgrade().is_some());
-        r.filters.push(RateFilter {
-            filter: filter.downgrade(),
+        r.elements.retain(|e| e.element.upgrade().is_some());
+        r.elements.push(RestingElement {
+            element: filter.downgrade(),
             rests: Rests::Rate { full, behind },
             need,
             resting,
@@ -215,9 +215,9 @@ impl PictureDemand {
         };
         let resting = r.settled && r.started && !self.needed(need);
         overlay.set_property("silent", resting);
-        r.filters.retain(|f| f.filter.upgrade().is_some());
-        r.filters.push(RateFilter {
-            filter: overlay.downgrade(),
+        r.elements.retain(|e| e.element.upgrade().is_some());
+        r.elements.push(RestingElement {
+            element: overlay.downgrade(),
             rests: Rests::Caption,
             need,
             resting,
@@ -259,15 +259,15 @@ impl PictureDemand {
             return;
         };
         r.settled |= settle;
-        r.filters.retain(|f| f.filter.upgrade().is_some());
+        r.elements.retain(|e| e.element.upgrade().is_some());
         let can_rest = r.settled && r.started;
-        for f in r.filters.iter_mut() {
+        for f in r.elements.iter_mut() {
             let rest = can_rest && !self.needed(f.need);
             if rest == f.resting {
                 continue;
             }
             f.resting = rest;
-            let Some(el) = f.filter.upgrade() else {
+            let Some(el) = f.element.upgrade() else {
                 continue;
             };
             match &f.rests {
