@@ -10,9 +10,10 @@
 //!   keyframe (a delta frame decoded without its references would smear the picture).
 //! - The composite's panes are thinned to the stills' rate between hearings: each
 //!   pane's scaling then works twice a second instead of at the camera's rate.
-//! - A test camera, and each camera slot's "signal lost" card, draw [`REST_FPS`]
-//!   pictures a second unless the camera's picture is recorded or watched (drawing the
-//!   pattern was most of what a test camera cost; the four cards cost as much).
+//! - A test camera draws [`REST_FPS`] pictures a second unless its picture is
+//!   recorded or watched (drawing the pattern was most of what a test camera cost).
+//!   Each camera slot's "signal lost" card, drawn once and repeated, comes
+//!   [`REST_FPS`] times a second always.
 //! - The mixers make fewer pictures while nobody takes them: the composite's
 //!   compositor [`RECORDED_REST_FPS`] (it is recorded, and must be back at full rate
 //!   within the gate's lead), the public picture's and its "stream paused" card
