@@ -23,6 +23,15 @@ fn criticals() -> usize {
     COUNT.load(Ordering::SeqCst)
 }
 
+/// A test pipeline from its description.
+fn launch(description: &str) -> gst::Pipeline {
+    gst::init().unwrap();
+    gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
 /// Runs 3 s of a 15 fps white camera (keyframe each second) into a compositor over
 /// black, through the preview's decoding (`decode`) or straight into the pane, with
 /// the resting probes; returns (pictures that reached the compositor, composited
@@ -36,16 +45,13 @@ fn run(decode: bool, recording: bool) -> (usize, usize) {
     } else {
         "queue name=pane"
     };
-    let p = gst::parse::launch(&format!(
+    let p = launch(&format!(
         "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
          ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
          videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
          videotestsrc is-live=true pattern=white num-buffers=45 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
          ! {camera} ! c.sink_1"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let demand = Arc::new(PictureDemand::new(true));
     demand.set_recording(recording);
     let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
@@ -141,15 +147,11 @@ fn reaches(last_ms: &std::sync::atomic::AtomicU64, ms: u64) -> bool {
 /// and comes back to its full rate when a hearing records or someone watches.
 #[test]
 fn test_cameras_rest_while_nobody_needs_their_picture() {
-    gst::init().unwrap();
-    let p = gst::parse::launch(
+    let p = launch(
         "videotestsrc is-live=true pattern=ball \
          ! capsfilter name=cam_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
          ! fakesink name=out sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    );
     let last_ms = picture_ms(&p);
     let demand = PictureDemand::new(true);
     demand.add_rate_filter(
@@ -213,17 +215,13 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
 /// resting test camera) failed its latency query.
 #[test]
 fn a_card_lets_its_slot_wait_as_long_as_its_camera_needs() {
-    gst::init().unwrap();
-    let p = gst::parse::launch(
+    let p = launch(
         "compositor name=slot max-threads=1 ! fakesink name=out sync=false \
          videotestsrc pattern=black num-buffers=1 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
          ! imagefreeze is-live=true \
          ! capsfilter name=card_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! slot.sink_0 \
          videotestsrc is-live=true ! video/x-raw,format=I420,width=64,height=36,framerate=4/1 ! slot.sink_1",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    );
     let demand = PictureDemand::new(true);
     demand.add_rate_filter(&p.by_name("card_rate").unwrap(), Behind::Card, Need::Nobody);
     p.set_state(gst::State::Playing).unwrap();
@@ -301,16 +299,12 @@ fn captions_are_silent_while_nobody_takes_their_pictures() {
 /// as a thread can flip it here, for 5 s; then the mixer still takes each rate asked.
 #[test]
 fn a_mixer_survives_its_rate_changing_while_it_negotiates() {
-    gst::init().unwrap();
-    let p = gst::parse::launch(
+    let p = launch(
         "videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=60/1 \
          ! queue leaky=downstream max-size-buffers=3 ! compositor name=c max-threads=1 \
          ! capsfilter name=comp_rate caps=video/x-raw,format=I420,width=64,height=36,framerate=60/1 \
          ! fakesink name=out sync=false",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    );
     let last_ms = picture_ms(&p);
     let demand = PictureDemand::new(true);
     demand.add_rate_filter(
