@@ -347,13 +347,15 @@ pub fn describe(cfg: &Config) -> Description {
             // Ticks: a steady tone that a probe gates into a 100 ms beep at the start
             // of each second of running time, in step with the test cameras' flash
             // (both follow the pipeline clock, so the sync test measures the recorder).
+            // The tone from audiotestsrc's table, not a sine computed per sample:
+            // nine tenths of it is silenced, and sin() was a sixth of a test
+            // microphone's work.
             (
                 "wave",
                 match mic.wave.unwrap_or(TestWave::Ticks) {
-                    TestWave::Ticks => TestWave::Sine,
-                    w => w,
+                    TestWave::Ticks => "sine-table",
+                    w => w.gst_name(),
                 }
-                .gst_name()
                 .to_string(),
             ),
             ("bitrate", (mic.bitrate_kbps * 1000).to_string()),

@@ -146,18 +146,18 @@ impl Capture {
             }
         }
 
-        // Between hearings the composite's panes, the cards and the mixers rest
-        // ([`super::resting`]).
+        // Between hearings the composite's panes, the mixers and the mixes rest
+        // ([`super::resting`]); the cards answer latency as a live source does.
         use super::resting::{Behind, Need};
-        let mut rated = vec![
-            (
-                "comp_rate".to_string(),
-                Behind::RecordedMixer,
-                Need::Composite,
-            ),
-            ("pub_rate".to_string(), Behind::Mixer, Need::Public),
-            ("pub_cardrate".to_string(), Behind::Card, Need::Public),
-        ];
+        for (name, behind, need) in [
+            ("comp_rate", Behind::RecordedMixer, Need::Composite),
+            ("pub_rate", Behind::Mixer, Need::Public),
+        ] {
+            if let Some(filter) = pipeline.by_name(name) {
+                shared.demand.add_rate_filter(&filter, behind, need);
+            }
+        }
+        let mut cards = vec!["pub_cardrate".to_string()];
         for cam in cfg.cameras() {
             if let Some(pad) = pipeline
                 .by_name(&format!("{}_pane", cam.id))
@@ -165,11 +165,18 @@ impl Capture {
             {
                 super::resting::thin(&pad, shared.demand.clone());
             }
-            rated.push((format!("{}_cardrate", cam.id), Behind::Card, Need::Nobody));
+            cards.push(format!("{}_cardrate", cam.id));
         }
-        for (name, behind, need) in rated {
-            if let Some(filter) = pipeline.by_name(&name) {
-                shared.demand.add_rate_filter(&filter, behind, need);
+        for card in cards {
+            if let Some(pad) = pipeline.by_name(&card).and_then(|f| f.static_pad("src")) {
+                super::resting::answer_card_latency(&pad);
+            }
+        }
+        for (name, need) in [("mix", Need::Composite), ("pub_mix", Need::Public)] {
+            if let Some(mixer) = pipeline.by_name(name) {
+                for pad in mixer.sink_pads() {
+                    super::resting::hold_input(&pad, shared.demand.clone(), need);
+                }
             }
         }
         for (name, need) in [

@@ -148,8 +148,15 @@ pub(super) fn build_slot(
         shared.demand.add_rate_filter(
             &rate,
             super::resting::Behind::Source,
-            super::resting::Need::Camera,
+            super::resting::Need::Source,
         );
+    }
+    if let Some(tone) = bin.by_name(&format!("{}_tone", def.id)) {
+        // A test microphone: longer buffers while its sound is neither recorded nor
+        // heard.
+        shared
+            .demand
+            .add_test_tone(&tone, super::resting::Need::Source);
     }
     if def.beep
         && let Some(pad) = bin.by_name("out").and_then(|e| e.static_pad("src"))

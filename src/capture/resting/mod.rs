@@ -1,6 +1,6 @@
-//! Pictures rest while nobody needs them at full rate: between hearings (no composite
-//! recorded) and while nobody watches the livestream, only the console's stills (two a
-//! second) are made from them.
+//! Pictures and sounds rest while nobody needs them at full rate: between hearings
+//! (no composite recorded) and while nobody watches the livestream, only the console's
+//! stills (two a second) and meters are made from them.
 //!
 //! - An RTSP camera's preview stream (its small substream, decoded for the stills, the
 //!   composite's pane and the public picture) is decoded keyframes only. Decoding four
@@ -12,18 +12,24 @@
 //!   pane's scaling then works twice a second instead of at the camera's rate.
 //! - A test camera draws [`REST_FPS`] pictures a second unless its picture is
 //!   recorded or watched (drawing the pattern was most of what a test camera cost).
-//!   Each camera slot's "signal lost" card, drawn once and repeated, comes
-//!   [`REST_FPS`] times a second always.
+//!   Each camera slot's "signal lost" card, drawn once, is repeated once a second
+//!   always (see [`answer_card_latency`]).
 //! - The mixers make fewer pictures while nobody takes them: the composite's
 //!   compositor [`RECORDED_REST_FPS`] (it is recorded, and must be back at full rate
-//!   within the gate's lead), the public picture's and its "stream paused" card
-//!   [`REST_FPS`] (only a viewer waits for them). A camera slot's compositor does not
-//!   rest: it costs a fifth of the composite's, and resting it saved nothing
-//!   measurable (0.2 % of a core per slot either way) while its encoder would start
-//!   each hearing renegotiating.
+//!   within the gate's lead), the public picture's [`REST_FPS`] (only a viewer waits
+//!   for it). A camera slot's compositor does not rest: it costs a fifth of the
+//!   composite's, and resting it saved nothing measurable (0.2 % of a core per slot
+//!   either way) while its encoder would start each hearing renegotiating.
 //! - The composite's caption (case number and burned-in time) is silent between
 //!   hearings (the console's still of the composite shows the panes only), the
 //!   public picture's while nobody watches.
+//! - A test microphone makes 100 ms buffers instead of 40 ms unless its sound is
+//!   recorded or heard ([`PictureDemand::add_test_tone`]), and the room's mix and the
+//!   public mix take no input while nobody takes theirs ([`hold_input`]).
+//!
+//! Between hearings the demo courtroom is mostly threads woken on the clock, and on
+//! this kind of machine a wake-up costs more than the work it wakes for (a bare live
+//! `audiotestsrc` at 40 ms: 0.40 % of a core): what rests here wakes less often.
 //!
 //! Resting is not seen in the pipeline's latency: a source or a mixer reports one of
 //! its frames as latency, and the mixers downstream wait by the latency they were last
@@ -56,6 +62,10 @@ const THIN_EVERY_NS: u64 = 500_000_000;
 /// through, and a card alone still makes a frame at the slot's every frame time.
 const REST_FPS: i32 = 5;
 
+/// A resting test microphone's buffer: 100 ms at its 48 kHz (pipelines/mic-test.gst).
+/// The levels are measured in 100 ms windows, so they still come as often.
+const RESTING_TONE_SAMPLES: i32 = 4_800;
+
 /// How long the pipeline runs (running time) before anything rests.
 const REST_AFTER_START_NS: u64 = 2_000_000_000;
 
@@ -71,8 +81,6 @@ const RECORDED_REST_FPS: i32 = 10;
 pub(super) enum Behind {
     /// A test camera: [`REST_FPS`].
     Source,
-    /// A card: one picture repeated by a live `imagefreeze`, [`REST_FPS`].
-    Card,
     /// A mixer whose pictures are recorded (the composite): [`RECORDED_REST_FPS`].
     RecordedMixer,
     /// The public picture's mixer: [`REST_FPS`].
@@ -82,7 +90,7 @@ pub(super) enum Behind {
 impl Behind {
     fn rest_fps(self) -> i32 {
         match self {
-            Behind::Source | Behind::Card | Behind::Mixer => REST_FPS,
+            Behind::Source | Behind::Mixer => REST_FPS,
             Behind::RecordedMixer => RECORDED_REST_FPS,
         }
     }
@@ -91,13 +99,9 @@ impl Behind {
 /// Who needs a rate filter's pictures at full rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Need {
-    /// A test camera's picture: a hearing records it, or a viewer watches it.
-    Camera,
-    /// Nobody: a camera's "signal lost" card always rests, recording or not (its slot
-    /// repeats each card picture until the next, so the card's track, pane and stills
-    /// stay at full rate; resting only between hearings, the RTSP job's four cards
-    /// cost 0.8 % of a core more while a hearing recorded).
-    Nobody,
+    /// A test source's output (a camera's picture, a microphone's tone): a hearing
+    /// records it, or a viewer watches it.
+    Source,
     /// The composite: a hearing records it.
     Composite,
     /// The public picture: a viewer (or a platform) watches it.
@@ -115,6 +119,9 @@ pub(super) struct PictureDemand {
     composite: bool,
     /// The test cameras' and the cards' rates.
     rates: Mutex<Rates>,
+    /// Things may rest ([`Rates::settled`] and [`Rates::started`]), readable without
+    /// the lock by the mixers' input probes, which run for every buffer.
+    may_rest: AtomicBool,
 }
 
 /// The rate filters and captions, and whether they rest.
@@ -152,6 +159,9 @@ enum Rests {
     /// Cairo) nor blends it. It speaks again in the same call that asks its mixer for
     /// the full rate, before any picture at or after the gate is made.
     Caption,
+    /// A test microphone's `audiotestsrc` makes [`RESTING_TONE_SAMPLES`] a buffer
+    /// instead of `full`.
+    Tone { full: i32 },
 }
 
 impl PictureDemand {
@@ -161,6 +171,7 @@ impl PictureDemand {
             public: AtomicBool::new(false),
             composite,
             rates: Mutex::new(Rates::default()),
+            may_rest: AtomicBool::new(false),
         }
     }
 
@@ -189,7 +200,7 @@ impl PictureDemand {
         // has negotiated the new ones.
         filter.set_property_from_str("caps-change-mode", "delayed");
         if let Some(pad) = filter.static_pad("src") {
-            report_full_rate_latency(&pad, &full, behind == Behind::Card);
+            report_full_rate_latency(&pad, &full);
         }
         let Ok(mut r) = self.rates.lock() else {
             return;
@@ -225,6 +236,36 @@ impl PictureDemand {
         });
     }
 
+    /// Puts a test microphone's tone (its `audiotestsrc`) under this demand: while
+    /// nobody in `need` takes its sound, it makes 100 ms buffers instead of 40 ms. A
+    /// live source's wake-up on the clock, not the tone, was most of what a test
+    /// microphone cost (a bare one at 40 ms: 0.40 % of a core, at 100 ms 0.15 %), and
+    /// its slot's mixer is woken by each buffer too. A live `audiotestsrc` sends each
+    /// buffer at its start time (its latency of one buffer is an upper bound), so a
+    /// longer buffer reaches the slot earlier, never late: the slot's mixer makes its
+    /// 40 ms buffers from it at once, and levels and the tracks' timeline are as
+    /// before. Latency is answered as at `full` (see [`report_full_tone_latency`]).
+    pub(super) fn add_test_tone(&self, tone: &gst::Element, need: Need) {
+        let full = tone.property::<i32>("samplesperbuffer");
+        if let Some(pad) = tone.static_pad("src") {
+            report_full_tone_latency(&pad, full);
+        }
+        let Ok(mut r) = self.rates.lock() else {
+            return;
+        };
+        let resting = r.settled && r.started && !self.needed(need);
+        if resting {
+            tone.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(full));
+        }
+        r.elements.retain(|e| e.element.upgrade().is_some());
+        r.elements.push(RestingElement {
+            element: tone.downgrade(),
+            rests: Rests::Tone { full },
+            need,
+            resting,
+        });
+    }
+
     /// Tells the demand how long the pipeline has run (the capture supervisor does,
     /// on each of its rounds): nothing rests before [`REST_AFTER_START_NS`].
     pub(super) fn poll(&self, running_ns: Option<u64>) {
@@ -244,8 +285,7 @@ impl PictureDemand {
         let recording = self.recording.load(Ordering::Acquire);
         let public = self.public.load(Ordering::Acquire);
         match need {
-            Need::Camera => recording || public,
-            Need::Nobody => false,
+            Need::Source => recording || public,
             Need::Composite => recording,
             Need::Public => public,
         }
@@ -262,6 +302,7 @@ impl PictureDemand {
         r.settled |= settle;
         r.elements.retain(|e| e.element.upgrade().is_some());
         let can_rest = r.settled && r.started;
+        self.may_rest.store(can_rest, Ordering::Release);
         for f in r.elements.iter_mut() {
             let rest = can_rest && !self.needed(f.need);
             if rest == f.resting {
@@ -275,6 +316,10 @@ impl PictureDemand {
                 Rests::Rate { full, behind } if rest => set_rate(&el, full, behind.rest_fps()),
                 Rests::Rate { full, .. } => el.set_property("caps", full),
                 Rests::Caption => el.set_property("silent", rest),
+                Rests::Tone { full } if rest => {
+                    el.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(*full))
+                }
+                Rests::Tone { full } => el.set_property("samplesperbuffer", *full),
             }
         }
     }
@@ -316,14 +361,7 @@ fn frame_ns(caps: &gst::CapsRef) -> Option<u64> {
 /// a resting one's frame is longer. Without this, a latency recalculation while things
 /// rest would have every mixer downstream wait by the resting frame for as long as
 /// the next hearing runs (and the livestream's delay grow by as much).
-///
-/// Behind a card (`still`), the answer's maximum is unbounded instead, as a live
-/// `videotestsrc` answers: `imagefreeze` says one frame, so a camera slot whose camera
-/// needs more (an RTSP preview's decoding, any resting camera) could not configure its
-/// latency at all ("Impossible to configure latency", the pipeline's latency left
-/// stale). The card repeats one picture stamped from its own counter, so a push that
-/// waits for the slot holds nothing that could be lost or moved in time.
-fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps, still: bool) {
+fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
     let Some(full_ns) = frame_ns(full) else {
         return;
     };
@@ -338,13 +376,63 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps, still: bool) {
                 .filter(|&now_ns| now_ns > full_ns);
             if let Some(gst::PadProbeData::Query(q)) = &mut info.data
                 && let gst::QueryViewMut::Latency(l) = q.view_mut()
+                && let (true, min, max) = l.result()
+                && let Some(now_ns) = resting_ns
+            {
+                let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
+                l.set(true, gst::ClockTime::from_nseconds(ns), max);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Answers latency queries through `pad` (a card's output: one picture repeated by a
+/// live `imagefreeze`) with an unbounded maximum, as a live `videotestsrc` answers:
+/// `imagefreeze` says one frame (a card's second), so a camera slot whose camera
+/// needs more (an RTSP preview's decoding, any resting camera) could not configure
+/// its latency at all ("Impossible to configure latency", the pipeline's latency left
+/// stale). The card repeats one picture stamped from its own counter, so a push that
+/// waits for the slot holds nothing that could be lost or moved in time.
+///
+/// A card makes one picture a second (pipelines/camera-slot.gst, public.gst): its
+/// mixer holds each for its whole second, so it shows through as soon as its camera's
+/// last picture ends. (A card cannot rest: `imagefreeze` keeps the rate it first
+/// negotiated; at the camera's rate, each card picture woke two threads.)
+pub(super) fn answer_card_latency(card_output: &gst::Pad) {
+    card_output.add_probe(
+        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
+        |_, info| {
+            if let Some(gst::PadProbeData::Query(q)) = &mut info.data
+                && let gst::QueryViewMut::Latency(l) = q.view_mut()
+                && let (true, min, _) = l.result()
+            {
+                l.set(true, min, gst::ClockTime::NONE);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Answers latency queries through `pad` (a test microphone's `audiotestsrc` output) as
+/// at its `full` buffer size: it reports one buffer, and a resting one's is longer.
+/// The mixers downstream would otherwise wait by the resting buffer after a latency
+/// recalculation while it rests (and the livestream's sound be as much later).
+fn report_full_tone_latency(pad: &gst::Pad, full: i32) {
+    pad.add_probe(
+        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
+        move |pad, info| {
+            let rate = pad
+                .current_caps()
+                .and_then(|c| c.structure(0)?.get::<i32>("rate").ok())
+                .filter(|&r| r > 0);
+            if let (Some(rate), Some(gst::PadProbeData::Query(q))) = (rate, &mut info.data)
+                && let gst::QueryViewMut::Latency(l) = q.view_mut()
             {
                 let (live, min, max) = l.result();
-                if live && still {
-                    l.set(live, min, gst::ClockTime::NONE);
-                } else if let (true, Some(now_ns)) = (live, resting_ns) {
-                    let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
-                    l.set(live, gst::ClockTime::from_nseconds(ns), max);
+                let full_ns = 1_000_000_000u64 * full.max(0) as u64 / rate as u64;
+                if live && min.nseconds() > full_ns {
+                    l.set(live, gst::ClockTime::from_nseconds(full_ns), max);
                 }
             }
             gst::PadProbeReturn::Ok
@@ -383,6 +471,25 @@ pub(super) fn thin(pad: &gst::Pad, demand: Arc<PictureDemand>) {
 /// it the same way: the core leaves the buffer to the probe, which lets go of it.
 pub(super) fn drop_buffer() -> gst::PadProbeReturn {
     gst::PadProbeReturn::Handled
+}
+
+/// Holds back the buffers into a mixer's input `pad` while nobody in `need` takes the
+/// mix: the room's mix between hearings, the public mix while nobody watches. A live
+/// mixer then makes its (silent) output once per buffer time on its clock, instead of
+/// being woken by each of its inputs' buffers and contending for its inputs' locks:
+/// the two mixes were the demo courtroom's most often woken threads (214 and 154
+/// times a second with four microphones). Caps and segments still pass, so the
+/// mixer stays negotiated, and once the mix is taken again its inputs' next buffers
+/// (stamped on the pipeline clock, ahead of the mixer's timed-out output by its
+/// latency) are mixed as before: the room's mix is taken again at the open, a gate's
+/// lead before its first recorded buffer.
+pub(super) fn hold_input(pad: &gst::Pad, demand: Arc<PictureDemand>, need: Need) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if demand.may_rest.load(Ordering::Acquire) && !demand.needed(need) {
+            return drop_buffer();
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Decodes keyframes only while pictures rest: `parsed` is the parser's output pad
