@@ -96,7 +96,7 @@ impl Behind {
     }
 }
 
-/// Who needs a rate filter's pictures at full rate.
+/// Who needs a resting element's output (pictures or sound) at full rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Need {
     /// A test source's output (a camera's picture, a microphone's tone): a hearing
@@ -108,7 +108,7 @@ pub(super) enum Need {
     Public,
 }
 
-/// Who needs the preview streams at full rate.
+/// Who needs the preview streams, pictures and test sounds at full rate.
 #[derive(Debug)]
 pub(super) struct PictureDemand {
     /// The composite pictures are recorded (a hearing is open, there is a composite).
@@ -117,14 +117,14 @@ pub(super) struct PictureDemand {
     public: AtomicBool,
     /// There is a composite track at all (config).
     composite: bool,
-    /// The test cameras' and the cards' rates.
+    /// The rate filters, captions and test microphones' tones, and whether they rest.
     rates: Mutex<Rates>,
     /// Things may rest ([`Rates::settled`] and [`Rates::started`]), readable without
     /// the lock by the mixers' input probes, which run for every buffer.
     may_rest: AtomicBool,
 }
 
-/// The rate filters and captions, and whether they rest.
+/// The rate filters, captions and tones, and whether they rest.
 #[derive(Debug, Default)]
 struct Rates {
     /// The recorder has said once whether it records (the pipeline runs and its
@@ -138,7 +138,7 @@ struct Rates {
     elements: Vec<RestingElement>,
 }
 
-/// An element that rests: a rate filter or a caption.
+/// An element that rests: a rate filter, a caption or a test microphone's tone.
 #[derive(Debug)]
 struct RestingElement {
     element: gst::glib::WeakRef<gst::Element>,

@@ -332,3 +332,169 @@ fn a_mixer_survives_its_rate_changing_while_it_negotiates() {
     assert!(full, "the mixer is not back at its full rate");
     assert!(rests, "the mixer does not rest after the flips");
 }
+
+/// What a probe saw of one audio buffer: the phase of the test when it passed, its
+/// time and duration (ns), and its loudest sample.
+type Heard = (u8, u64, u64, i16);
+
+/// Records each buffer into the element `out` of `p` with the test's current phase.
+fn hear(p: &gst::Pipeline, phase: Arc<std::sync::atomic::AtomicU8>) -> Arc<Mutex<Vec<Heard>>> {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let h = heard.clone();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    out.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer() {
+            let map = b.map_readable().unwrap();
+            let peak = map
+                .chunks_exact(2)
+                .map(|s| i16::from_le_bytes([s[0], s[1]]).saturating_abs())
+                .max()
+                .unwrap_or(0);
+            h.lock().unwrap().push((
+                phase.load(Ordering::SeqCst),
+                b.pts().unwrap().nseconds(),
+                b.duration().unwrap().nseconds(),
+                peak,
+            ));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    heard
+}
+
+/// Each buffer starts where the one before ended: nothing lost, nothing repeated.
+fn assert_continuous(heard: &[Heard]) {
+    for w in heard.windows(2) {
+        assert_eq!(w[1].1, w[0].1 + w[0].2, "a gap or overlap after {:?}", w[0]);
+    }
+}
+
+/// A test microphone makes 100 ms buffers while nobody takes its sound, and 40 ms
+/// ones again as soon as a hearing records; its latency is answered as at 40 ms
+/// throughout, and its sound goes on without a gap.
+#[test]
+fn a_test_microphone_rests_in_longer_buffers_without_a_gap() {
+    let p = launch(
+        "audiotestsrc name=tone is-live=true wave=sine-table samplesperbuffer=1920 \
+         ! audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved \
+         ! fakesink name=out sync=false",
+    );
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let heard = hear(&p, phase.clone());
+    let demand = PictureDemand::new(true);
+    let tone = p.by_name("tone").unwrap();
+    demand.add_test_tone(&tone, Need::Source);
+    p.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Each phase is marked before its switch: a buffer made before the switch may
+    // pass in the next phase, none made after it in the one before.
+    phase.store(1, Ordering::SeqCst);
+    demand.set_public(false);
+    demand.set_recording(false);
+    demand.poll(Some(REST_AFTER_START_NS));
+    assert_eq!(tone.property::<i32>("samplesperbuffer"), 4_800);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mut q = gst::query::Latency::new();
+    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
+    assert!(out.peer_query(&mut q));
+    let (live, min, _) = q.result();
+    phase.store(2, Ordering::SeqCst);
+    demand.set_recording(true);
+    assert_eq!(tone.property::<i32>("samplesperbuffer"), 1_920);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.set_state(gst::State::Null).unwrap();
+    assert!(live);
+    assert_eq!(min.mseconds(), 40, "latency answered while resting: {min}");
+    let heard = heard.lock().unwrap().clone();
+    let durations_ms = |ph: u8| -> Vec<u64> {
+        heard
+            .iter()
+            .filter(|h| h.0 == ph)
+            .map(|h| h.2 / 1_000_000)
+            .collect()
+    };
+    assert!(
+        durations_ms(0).iter().all(|&d| d == 40),
+        "{:?}",
+        durations_ms(0)
+    );
+    let resting = durations_ms(1);
+    assert!(
+        resting.len() >= 5 && resting[1..].iter().all(|&d| d == 100),
+        "{resting:?}"
+    );
+    let recording = durations_ms(2);
+    assert!(
+        recording.len() >= 8 && recording[1..].iter().all(|&d| d == 40),
+        "{recording:?}"
+    );
+    assert_continuous(&heard);
+}
+
+/// A mix takes no input while nobody takes it, and still keeps time (silence, on its
+/// clock); once taken, its input's sound is in it again within a few buffers, and its
+/// timeline never jumps.
+#[test]
+fn a_mix_takes_no_input_while_nobody_takes_it() {
+    let p = launch(
+        "audiomixer name=mix output-buffer-duration=40000000 \
+         ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! fakesink name=out sync=false \
+         audiotestsrc is-live=true wave=sine-table volume=0.5 samplesperbuffer=1920 \
+         ! audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved ! mix.sink_0",
+    );
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let heard = hear(&p, phase.clone());
+    let demand = Arc::new(PictureDemand::new(true));
+    let input = p.by_name("mix").unwrap().static_pad("sink_0").unwrap();
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = taken.clone();
+    hold_input(&input, demand.clone(), Need::Composite);
+    input.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        t.fetch_add(1, Ordering::SeqCst);
+        gst::PadProbeReturn::Ok
+    });
+    // As the capture's pipeline starts (a live mixer given the clock before its base
+    // time runs ahead of it, see `capture::clocking`).
+    crate::capture::clocking::fix_clock(&p);
+    p.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    phase.store(1, Ordering::SeqCst);
+    demand.set_recording(false);
+    demand.poll(Some(REST_AFTER_START_NS));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let taken_before = taken.load(Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let taken_while_held = taken.load(Ordering::SeqCst) - taken_before;
+    phase.store(2, Ordering::SeqCst);
+    demand.set_recording(true);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    p.set_state(gst::State::Null).unwrap();
+    assert_eq!(taken_while_held, 0, "the mix took input while held");
+    let heard = heard.lock().unwrap().clone();
+    let phase_of = |ph: u8| -> Vec<Heard> { heard.iter().filter(|h| h.0 == ph).copied().collect() };
+    assert!(
+        phase_of(0).iter().any(|h| h.3 > 1_000),
+        "no sound before the rest"
+    );
+    let held = phase_of(1);
+    // About 1.3 s of its own silence, a few buffers in flight when the hold began.
+    assert!(
+        held.len() >= 20,
+        "the held mix stopped keeping time: {}",
+        held.len()
+    );
+    assert!(held[6..].iter().all(|h| h.3 == 0), "sound in the held mix");
+    let taken_again = phase_of(2);
+    let first_sound = taken_again.iter().position(|h| h.3 > 1_000);
+    assert!(
+        first_sound.is_some_and(|i| i <= 5),
+        "the input's sound came back late: {first_sound:?} of {}",
+        taken_again.len()
+    );
+    assert!(
+        taken_again[first_sound.unwrap_or(0)..]
+            .iter()
+            .all(|h| h.3 > 1_000)
+    );
+    assert_continuous(&heard);
+}
