@@ -377,7 +377,9 @@ pub fn describe(cfg: &Config) -> Description {
         }
         // Into the public mix on pad m, so it can be muted. Like the room's mix, the
         // public mix runs on the microphone slots, which never stop (each makes
-        // silence without its microphone): a muted pad still gives it its time.
+        // silence without its microphone): a muted pad still gives it its time. While
+        // nobody watches it takes no input and keeps time on its clock
+        // (`resting::hold_input`).
         if live {
             main.push(fill(
                 PUBLIC_MIC,

@@ -164,6 +164,21 @@ enum Rests {
     Tone { full: i32 },
 }
 
+impl Rests {
+    /// Sets `el` resting (`rest`) or back at its full rate.
+    fn apply(&self, el: &gst::Element, rest: bool) {
+        match self {
+            Rests::Rate { full, behind } if rest => set_rate(el, full, behind.rest_fps()),
+            Rests::Rate { full, .. } => el.set_property("caps", full),
+            Rests::Caption => el.set_property("silent", rest),
+            Rests::Tone { full } if rest => {
+                el.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(*full))
+            }
+            Rests::Tone { full } => el.set_property("samplesperbuffer", *full),
+        }
+    }
+}
+
 impl PictureDemand {
     pub(super) fn new(composite: bool) -> PictureDemand {
         PictureDemand {
@@ -202,38 +217,14 @@ impl PictureDemand {
         if let Some(pad) = filter.static_pad("src") {
             report_full_rate_latency(&pad, &full);
         }
-        let Ok(mut r) = self.rates.lock() else {
-            return;
-        };
-        let resting = r.settled && r.started && !self.needed(need);
-        if resting {
-            set_rate(filter, &full, behind.rest_fps());
-        }
-        r.elements.retain(|e| e.element.upgrade().is_some());
-        r.elements.push(RestingElement {
-            element: filter.downgrade(),
-            rests: Rests::Rate { full, behind },
-            need,
-            resting,
-        });
+        self.add(filter, Rests::Rate { full, behind }, need);
     }
 
     /// Puts a caption (a `textoverlay`) under this demand: it is silent while nobody
     /// in `need` takes its pictures. Between hearings the composite is only the
     /// console's still, and its caption was two thirds of its compositor's work.
     pub(super) fn add_caption(&self, overlay: &gst::Element, need: Need) {
-        let Ok(mut r) = self.rates.lock() else {
-            return;
-        };
-        let resting = r.settled && r.started && !self.needed(need);
-        overlay.set_property("silent", resting);
-        r.elements.retain(|e| e.element.upgrade().is_some());
-        r.elements.push(RestingElement {
-            element: overlay.downgrade(),
-            rests: Rests::Caption,
-            need,
-            resting,
-        });
+        self.add(overlay, Rests::Caption, need);
     }
 
     /// Puts a test microphone's tone (its `audiotestsrc`) under this demand: while
@@ -250,17 +241,23 @@ impl PictureDemand {
         if let Some(pad) = tone.static_pad("src") {
             report_full_tone_latency(&pad, full);
         }
+        self.add(tone, Rests::Tone { full }, need);
+    }
+
+    /// Puts `element` under this demand, resting at once if things may rest and
+    /// nobody in `need` takes its output (a caption or tone not resting is as built).
+    fn add(&self, element: &gst::Element, rests: Rests, need: Need) {
         let Ok(mut r) = self.rates.lock() else {
             return;
         };
         let resting = r.settled && r.started && !self.needed(need);
         if resting {
-            tone.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(full));
+            rests.apply(element, true);
         }
         r.elements.retain(|e| e.element.upgrade().is_some());
         r.elements.push(RestingElement {
-            element: tone.downgrade(),
-            rests: Rests::Tone { full },
+            element: element.downgrade(),
+            rests,
             need,
             resting,
         });
@@ -312,15 +309,7 @@ impl PictureDemand {
             let Some(el) = f.element.upgrade() else {
                 continue;
             };
-            match &f.rests {
-                Rests::Rate { full, behind } if rest => set_rate(&el, full, behind.rest_fps()),
-                Rests::Rate { full, .. } => el.set_property("caps", full),
-                Rests::Caption => el.set_property("silent", rest),
-                Rests::Tone { full } if rest => {
-                    el.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(*full))
-                }
-                Rests::Tone { full } => el.set_property("samplesperbuffer", *full),
-            }
+            f.rests.apply(&el, rest);
         }
     }
 
@@ -365,26 +354,14 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
     let Some(full_ns) = frame_ns(full) else {
         return;
     };
-    // A query's probe runs as it goes upstream (push) and as its answer comes back
-    // (pull): the answer is rewritten on its way back.
-    pad.add_probe(
-        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
-        move |pad, info| {
-            let resting_ns = pad
-                .current_caps()
-                .and_then(|c| frame_ns(&c))
-                .filter(|&now_ns| now_ns > full_ns);
-            if let Some(gst::PadProbeData::Query(q)) = &mut info.data
-                && let gst::QueryViewMut::Latency(l) = q.view_mut()
-                && let (true, min, max) = l.result()
-                && let Some(now_ns) = resting_ns
-            {
-                let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
-                l.set(true, gst::ClockTime::from_nseconds(ns), max);
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
+    rewrite_latency(pad, move |pad, min, max| {
+        let now_ns = pad
+            .current_caps()
+            .and_then(|c| frame_ns(&c))
+            .filter(|&now_ns| now_ns > full_ns)?;
+        let ns = min.nseconds().saturating_sub(now_ns) + full_ns;
+        Some((gst::ClockTime::from_nseconds(ns), max))
+    });
 }
 
 /// Answers latency queries through `pad` (a card's output: one picture repeated by a
@@ -400,18 +377,7 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
 /// last picture ends. (A card cannot rest: `imagefreeze` keeps the rate it first
 /// negotiated; at the camera's rate, each card picture woke two threads.)
 pub(super) fn answer_card_latency(card_output: &gst::Pad) {
-    card_output.add_probe(
-        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
-        |_, info| {
-            if let Some(gst::PadProbeData::Query(q)) = &mut info.data
-                && let gst::QueryViewMut::Latency(l) = q.view_mut()
-                && let (true, min, _) = l.result()
-            {
-                l.set(true, min, gst::ClockTime::NONE);
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
+    rewrite_latency(card_output, |_, min, _| Some((min, gst::ClockTime::NONE)));
 }
 
 /// Answers latency queries through `pad` (a test microphone's `audiotestsrc` output) as
@@ -419,21 +385,40 @@ pub(super) fn answer_card_latency(card_output: &gst::Pad) {
 /// The mixers downstream would otherwise wait by the resting buffer after a latency
 /// recalculation while it rests (and the livestream's sound be as much later).
 fn report_full_tone_latency(pad: &gst::Pad, full: i32) {
+    rewrite_latency(pad, move |pad, min, max| {
+        let rate = pad
+            .current_caps()
+            .and_then(|c| c.structure(0)?.get::<i32>("rate").ok())
+            .filter(|&r| r > 0)?;
+        let full_ns = 1_000_000_000u64 * full.max(0) as u64 / rate as u64;
+        (min.nseconds() > full_ns).then(|| (gst::ClockTime::from_nseconds(full_ns), max))
+    });
+}
+
+/// Rewrites the answers of live latency queries through `pad`: `answer(pad, min, max)`
+/// gives the new (min, max), or None to leave the answer as it is. A query's probe
+/// runs as it goes upstream (push) and as its answer comes back (pull): the answer is
+/// rewritten on its way back.
+fn rewrite_latency<F>(pad: &gst::Pad, answer: F)
+where
+    F: Fn(
+            &gst::Pad,
+            gst::ClockTime,
+            Option<gst::ClockTime>,
+        ) -> Option<(gst::ClockTime, Option<gst::ClockTime>)>
+        + Send
+        + Sync
+        + 'static,
+{
     pad.add_probe(
         gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
         move |pad, info| {
-            let rate = pad
-                .current_caps()
-                .and_then(|c| c.structure(0)?.get::<i32>("rate").ok())
-                .filter(|&r| r > 0);
-            if let (Some(rate), Some(gst::PadProbeData::Query(q))) = (rate, &mut info.data)
+            if let Some(gst::PadProbeData::Query(q)) = &mut info.data
                 && let gst::QueryViewMut::Latency(l) = q.view_mut()
+                && let (true, min, max) = l.result()
+                && let Some((min, max)) = answer(pad, min, max)
             {
-                let (live, min, max) = l.result();
-                let full_ns = 1_000_000_000u64 * full.max(0) as u64 / rate as u64;
-                if live && min.nseconds() > full_ns {
-                    l.set(live, gst::ClockTime::from_nseconds(full_ns), max);
-                }
+                l.set(true, min, max);
             }
             gst::PadProbeReturn::Ok
         },
