@@ -18,7 +18,16 @@ try {
   await page.waitForSelector("#search-view:not([hidden])");
   await page.fill("#s-case", CASE_PART);
   await page.click("#search-form button");
-  await page.waitForSelector(`#results tr[data-id="${HEARING_ID}"]`);
+  // The list shown at login has the hearing too: wait for the search's own answer
+  // (every row of the case searched for) before reading the rows.
+  await page.waitForFunction(
+    ([id, part]) => {
+      const rows = [...document.querySelectorAll("#results tbody tr")];
+      return rows.some((r) => r.dataset.id === id) && rows.every((r) => r.cells[0].textContent.includes(part));
+    },
+    [HEARING_ID, CASE_PART],
+    { timeout: 20000 },
+  );
   const places = await page.$$eval("#results tbody tr td:nth-child(3)", (tds) => tds.map((t) => t.textContent).sort());
   check(JSON.stringify(places) === JSON.stringify(ROOMS.split(",").sort()), `each is shown with its courtroom: ${places}`);
   await page.screenshot({ path: path.join(SHOTS, "01-search.png") });
