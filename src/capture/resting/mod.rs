@@ -12,8 +12,8 @@
 //!   pane's scaling then works twice a second instead of at the camera's rate.
 //! - A test camera draws [`REST_FPS`] pictures a second unless its picture is
 //!   recorded or watched (drawing the pattern was most of what a test camera cost).
-//!   Each camera slot's "signal lost" card, drawn once, is repeated once a second
-//!   always (see [`answer_card_latency`]).
+//!   Each camera slot's "signal lost" card, drawn once, is repeated at the slot's
+//!   rate always (see [`answer_card_latency`]).
 //! - The mixers make fewer pictures while nobody takes them: the composite's
 //!   compositor [`RECORDED_REST_FPS`] (it is recorded, and must be back at full rate
 //!   within the gate's lead), the public picture's [`REST_FPS`] (only a viewer waits
@@ -54,12 +54,12 @@ const RESTING_PICTURE_NS: u64 = 4_000_000_000;
 /// A thinned pane passes one picture per this much running time (the stills' rate).
 const THIN_EVERY_NS: u64 = 500_000_000;
 
-/// A resting test camera's or card's rate. Its frame (200 ms) is no longer than the
+/// A resting test camera's rate. Its frame (200 ms) is no longer than the
 /// recorder's gate lead, so once a hearing opens the camera is back at its full rate
 /// about when the first recorded frame is taken; until then its slot repeats the last
 /// picture (seen: the first full-rate picture 270 ms after the switch). The slot's
 /// compositor holds each picture for its whole duration, so the card never shows
-/// through, and a card alone still makes a frame at the slot's every frame time.
+/// through.
 const REST_FPS: i32 = 5;
 
 /// A resting test microphone's buffer: 100 ms at its 48 kHz (pipelines/mic-test.gst).
@@ -366,16 +366,18 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
 
 /// Answers latency queries through `pad` (a card's output: one picture repeated by a
 /// live `imagefreeze`) with an unbounded maximum, as a live `videotestsrc` answers:
-/// `imagefreeze` says one frame (a card's second), so a camera slot whose camera
+/// `imagefreeze` says one frame as its maximum, so a camera slot whose camera
 /// needs more (an RTSP preview's decoding, any resting camera) could not configure
 /// its latency at all ("Impossible to configure latency", the pipeline's latency left
 /// stale). The card repeats one picture stamped from its own counter, so a push that
 /// waits for the slot holds nothing that could be lost or moved in time.
 ///
-/// A card makes one picture a second (pipelines/camera-slot.gst, public.gst): its
-/// mixer holds each for its whole second, so it shows through as soon as its camera's
-/// last picture ends. (A card cannot rest: `imagefreeze` keeps the rate it first
-/// negotiated; at the camera's rate, each card picture woke two threads.)
+/// A card repeats its picture at its mixer's rate (pipelines/camera-slot.gst,
+/// public.gst). A slower card would wake fewer threads, but a live mixer makes a frame
+/// as soon as each input has one queued: between a slow card's pictures it waited
+/// for its latency's deadline instead, and made its frames late and in bursts (seen
+/// at 1 fps: the RTSP slots' pane queues full and dropping once a second). A card
+/// cannot rest either: `imagefreeze` keeps the rate it first negotiated.
 pub(super) fn answer_card_latency(card_output: &gst::Pad) {
     rewrite_latency(card_output, |_, min, _| Some((min, gst::ClockTime::NONE)));
 }

@@ -209,9 +209,9 @@ fn test_cameras_rest_while_nobody_needs_their_picture() {
     p.set_state(gst::State::Null).unwrap();
 }
 
-/// A camera slot's card (one picture a second repeated by a live `imagefreeze`) lets
-/// the slot configure its latency however long its camera needs: `imagefreeze` alone
-/// answers one frame (here a second) as its maximum, and a slot whose camera needed
+/// A camera slot's card (one picture repeated by a live `imagefreeze`) lets the slot
+/// configure its latency however long its camera needs: `imagefreeze` alone answers
+/// one frame (here a second) as its maximum, and a slot whose camera needed
 /// more (an RTSP preview, a resting test camera) failed its latency query.
 #[test]
 fn a_card_lets_its_slot_wait_as_long_as_its_camera_needs() {
@@ -242,6 +242,39 @@ fn a_card_lets_its_slot_wait_as_long_as_its_camera_needs() {
         min.mseconds() >= 2000,
         "the camera's frame (2 s) counts: {min}"
     );
+}
+
+/// Each card repeats its picture at its mixer's rate. A live mixer makes a frame as
+/// soon as each input has one queued, else at its latency's deadline: a card slower
+/// than its mixer leaves its input empty between its pictures, so the mixer made
+/// most frames at the deadline, late and in bursts (seen with cards at 1 fps: the
+/// RTSP camera slots' pane queues full and dropping once a second, 15 MB more
+/// memory while recording).
+#[test]
+fn every_card_repeats_its_picture_at_its_mixers_rate() {
+    let text = crate::capture::describe::describe(&crate::config::Config::demo()).main;
+    // The frame rate of the first caps after `marker`.
+    let rate_after = |marker: &str| -> String {
+        let at = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} missing"));
+        let rest = &text[at..];
+        let rate = &rest[rest.find("framerate=").expect("no framerate") + 10..];
+        rate.chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '/')
+            .collect()
+    };
+    let cams = ["cam1", "cam2", "cam3", "cam4"];
+    let mut pairs: Vec<(String, String)> = cams
+        .iter()
+        .map(|c| (format!("name={c}_fb "), format!("name={c}_cardrate ")))
+        .collect();
+    pairs.push(("name=pub_rate ".into(), "name=pub_cardrate ".into()));
+    for (mixer, card) in pairs {
+        let (mixer_rate, card_rate) = (rate_after(&mixer), rate_after(&card));
+        assert!(!mixer_rate.is_empty(), "{mixer} has no rate");
+        assert_eq!(card_rate, mixer_rate, "{card} against {mixer}");
+    }
 }
 
 #[test]
