@@ -372,8 +372,8 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
 /// stale). The card repeats one picture stamped from its own counter, so a push that
 /// waits for the slot holds nothing that could be lost or moved in time.
 ///
-/// A card repeats its picture at its mixer's rate (pipelines/camera-slot.gst,
-/// public.gst). A slower card would wake fewer threads, but a live mixer makes a frame
+/// A card repeats its picture at its mixer's full rate (pipelines/camera-slot.gst,
+/// public.gst), whether the mixer rests or not. A slower card would wake fewer threads, but a live mixer makes a frame
 /// as soon as each input has one queued: between a slow card's pictures it waited
 /// for its latency's deadline instead, and made its frames late and in bursts (seen
 /// at 1 fps: the RTSP slots' pane queues full and dropping once a second). A card

@@ -252,7 +252,8 @@ fn a_card_lets_its_slot_wait_as_long_as_its_camera_needs() {
 /// memory while recording).
 #[test]
 fn every_card_repeats_its_picture_at_its_mixers_rate() {
-    let text = crate::capture::describe::describe(&crate::config::Config::demo()).main;
+    let cfg = crate::config::Config::demo();
+    let text = crate::capture::describe::describe(&cfg).main;
     // The frame rate of the first caps after `marker`.
     let rate_after = |marker: &str| -> String {
         let at = text
@@ -264,11 +265,16 @@ fn every_card_repeats_its_picture_at_its_mixers_rate() {
             .take_while(|c| c.is_ascii_digit() || *c == '/')
             .collect()
     };
-    let cams = ["cam1", "cam2", "cam3", "cam4"];
-    let mut pairs: Vec<(String, String)> = cams
-        .iter()
-        .map(|c| (format!("name={c}_fb "), format!("name={c}_cardrate ")))
+    let mut pairs: Vec<(String, String)> = cfg
+        .cameras()
+        .map(|c| {
+            (
+                format!("name={}_fb ", c.id),
+                format!("name={}_cardrate ", c.id),
+            )
+        })
         .collect();
+    assert!(!pairs.is_empty());
     pairs.push(("name=pub_rate ".into(), "name=pub_cardrate ".into()));
     for (mixer, card) in pairs {
         let (mixer_rate, card_rate) = (rate_after(&mixer), rate_after(&card));
