@@ -4,8 +4,9 @@
 //!
 //! One video and one audio track are shared by every viewer's connection (the webrtc
 //! crate binds a local track to many connections); one task per track writes each
-//! packet once, and the track encrypts and sends it on each viewer's UDP socket in
-//! turn. That costs one task wake per packet instead of one per packet per viewer.
+//! packet once (a video frame at a time: `fanout`), and the track encrypts it for
+//! each viewer in turn. That costs one task wake per frame instead of one per packet
+//! per viewer.
 //!
 //! All of it runs on its own single-threaded runtime (thread `courtrec-live`): the
 //! viewers' connections, their internal tasks and the writers. Spread over the
@@ -19,6 +20,7 @@
 //! channel (a lagging writer skips, never blocks the recording), and a viewer that
 //! stops answering is dropped once ICE declares its connection failed.
 
+mod fanout;
 mod negotiate;
 mod policy;
 mod reports;
@@ -32,7 +34,6 @@ pub use policy::enforce;
 pub use reports::{capture_clock_report, ntp_to_unix_ns};
 use stack::webrtc_api;
 
-use crate::capture::LiveFeed;
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,13 +52,13 @@ use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
-use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
-use webrtc::util::Unmarshal;
 
-/// Packets buffered between the capture and the writer task before it skips (about
-/// 10 s of video: only a stalled runtime would fill it).
-const FANOUT_PACKETS: usize = 1024;
+/// Bursts (a video frame's packets, or one audio packet) buffered between the
+/// capture and each writer task before it skips (over 10 s of either: only a
+/// stalled runtime would fill it).
+const FANOUT_BURSTS: usize = 256;
 
 /// Who a connection serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +103,10 @@ pub struct Limits {
 
 /// The relay: packets in from the capture, out to the viewers.
 pub struct Relay {
-    video: broadcast::Sender<Arc<Packet>>,
-    audio: broadcast::Sender<Arc<Packet>>,
+    video: broadcast::Sender<fanout::Burst>,
+    audio: broadcast::Sender<fanout::Burst>,
+    /// The video frame the capture is handing over, until its last packet.
+    frame: Mutex<Vec<Packet>>,
     /// The tracks every viewer's connection sends (see the module doc).
     video_track: Arc<TrackLocalStaticRTP>,
     audio_track: Arc<TrackLocalStaticRTP>,
@@ -138,19 +141,6 @@ impl Drop for Unstarted {
     }
 }
 
-impl LiveFeed for Relay {
-    fn rtp(&self, video: bool, bytes: &[u8]) {
-        // Parsed once here; every viewer gets the same packet.
-        let Ok(p) = Packet::unmarshal(&mut &bytes[..]) else {
-            return;
-        };
-        self.from_capture[usize::from(!video)].fetch_add(1, Ordering::Relaxed);
-        let tx = if video { &self.video } else { &self.audio };
-        // No receiver (nobody watching) is not an error.
-        let _ = tx.send(Arc::new(p));
-    }
-}
-
 impl Relay {
     pub fn new(
         limits: Limits,
@@ -170,8 +160,9 @@ impl Relay {
             .map_err(|e| Error::io("starting the livestream runtime", e))?;
         let handle = rt.handle().clone();
         Ok(Relay {
-            video: broadcast::channel(FANOUT_PACKETS).0,
-            audio: broadcast::channel(FANOUT_PACKETS / 4).0,
+            video: broadcast::channel(FANOUT_BURSTS).0,
+            audio: broadcast::channel(FANOUT_BURSTS).0,
+            frame: Mutex::new(Vec::new()),
             video_track: Arc::new(TrackLocalStaticRTP::new(
                 RTCRtpCodecCapability {
                     mime_type: MIME_TYPE_H264.to_owned(),
@@ -536,52 +527,6 @@ impl Relay {
             }
         })
         .await?
-    }
-
-    /// Starts writing the capture's packets to the shared tracks, each packet once
-    /// for all viewers, for the daemon's life.
-    pub fn start(self: &Arc<Self>) {
-        match self.runtime() {
-            Ok(rt) => {
-                rt.spawn(self.clone().forward());
-            }
-            Err(e) => tracing::error!("the livestream cannot start: {e}"),
-        }
-    }
-
-    async fn forward(self: Arc<Self>) {
-        let writer = |i: usize, mut rx: broadcast::Receiver<Arc<Packet>>| {
-            let me = self.clone();
-            async move {
-                let track = if i == 0 {
-                    &me.video_track
-                } else {
-                    &me.audio_track
-                };
-                loop {
-                    match rx.recv().await {
-                        // An error names connections that are closing; the state handler
-                        // removes them. The other viewers were still sent the packet.
-                        Ok(p) => {
-                            let _ = track.write_rtp(&p).await;
-                            me.sent[i].0.fetch_add(1, Ordering::Relaxed);
-                            me.sent[i]
-                                .1
-                                .fetch_add(p.payload.len() as u64, Ordering::Relaxed);
-                        }
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            tracing::warn!("livestream writer fell behind: {n} packets skipped");
-                        }
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    }
-                }
-            }
-        };
-        tokio::join!(
-            writer(0, self.video.subscribe()),
-            writer(1, self.audio.subscribe()),
-            self.clone().sender_reports(),
-        );
     }
 
     /// Ends a viewer's session. False if there was none.
