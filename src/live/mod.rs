@@ -5,8 +5,8 @@
 //! One video and one audio track are shared by every viewer's connection (the webrtc
 //! crate binds a local track to many connections); one task per track writes each
 //! packet once (a video frame at a time: `fanout`), and the track encrypts it for
-//! each viewer in turn. That costs one task wake per frame instead of one per packet
-//! per viewer.
+//! each viewer in turn. That costs one task wake per video frame or audio packet
+//! instead of one per packet per viewer.
 //!
 //! All of it runs on its own single-threaded runtime (thread `courtrec-live`): the
 //! viewers' connections, their internal tasks and the writers. Spread over the

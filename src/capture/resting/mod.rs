@@ -373,11 +373,12 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
 /// waits for the slot holds nothing that could be lost or moved in time.
 ///
 /// A card repeats its picture at its mixer's full rate (pipelines/camera-slot.gst,
-/// public.gst), whether the mixer rests or not. A slower card would wake fewer threads, but a live mixer makes a frame
-/// as soon as each input has one queued: between a slow card's pictures it waited
-/// for its latency's deadline instead, and made its frames late and in bursts (seen
-/// at 1 fps: the RTSP slots' pane queues full and dropping once a second). A card
-/// cannot rest either: `imagefreeze` keeps the rate it first negotiated.
+/// public.gst), whether the mixer rests or not. A slower card would wake fewer
+/// threads, but a live mixer makes a frame as soon as each input has one queued:
+/// between a slow card's pictures it waited for its latency's deadline instead, and
+/// made its frames late and in bursts (seen at 1 fps: the RTSP slots' pane queues
+/// full and dropping once a second). A card cannot rest either: `imagefreeze` keeps
+/// the rate it first negotiated.
 pub(super) fn answer_card_latency(card_output: &gst::Pad) {
     rewrite_latency(card_output, |_, min, _| Some((min, gst::ClockTime::NONE)));
 }
