@@ -278,6 +278,48 @@ impl TrackRun {
     }
 }
 
+/// How long a writer thread lets frames gather after one wakes it, before it takes
+/// them all. Each frame sent to a thread blocked on its queue wakes it (futex, then
+/// the scheduler): about 270 times a second per thread on a four-camera courtroom, and
+/// on a small box a wake-up costs more than the frame's write. Gathering makes it
+/// about two wake-ups per `GATHER` (the first frame's, the sleep's end), and the
+/// capture threads' sends meet a thread that is not parked, so they wake nobody.
+/// What it costs: a frame reaches the disk up to this much later, so a kill or a power
+/// cut may take this much more with the queue (the recording tests bound a kill's loss
+/// to one second; `fsync_interval_ms` bounds what was written and not yet synced).
+/// Frames per track in this time are far below `QUEUE_FRAMES`.
+const GATHER: Duration = Duration::from_millis(40);
+
+/// Takes the messages of `rx` a batch at a time: waits up to `timeout` for the first,
+/// then lets the rest gather for `gather` (no longer than `timeout`) and hands them
+/// all to `each`. A disconnect after the first message is reported at the next call.
+fn next_batch<T>(
+    rx: &Receiver<T>,
+    timeout: Duration,
+    gather: Duration,
+    mut each: impl FnMut(T),
+) -> Result<(), RecvTimeoutError> {
+    each(rx.recv_timeout(timeout)?);
+    std::thread::sleep(gather.min(timeout));
+    while let Ok(msg) = rx.try_recv() {
+        each(msg);
+    }
+    Ok(())
+}
+
+/// Takes one message of a writer thread's queue for the track at `i` of `runs`.
+fn take(runs: &mut [TrackRun], i: usize, msg: Msg) {
+    let Some(r) = runs.get_mut(i) else {
+        return;
+    };
+    match msg {
+        Msg::Frame(f) => r.frame(f),
+        Msg::Stop { at_media_ns } => {
+            r.stop = Some((at_media_ns, Instant::now() + r.ctx.drain_timeout));
+        }
+    }
+}
+
 /// A writer thread's loop: frames and stops for its tracks, by their place in `runs`,
 /// until every track is sealed (each at the first frame of all its streams past its
 /// stop, or when its drain time is up) or the session goes away.
@@ -303,18 +345,8 @@ pub(super) fn run_group(mut runs: Vec<TrackRun>, rx: Receiver<(usize, Msg)>) -> 
             })
             .min()
             .unwrap_or(Duration::from_secs(3600));
-        match rx.recv_timeout(timeout) {
-            Ok((i, Msg::Frame(f))) => {
-                if let Some(r) = runs.get_mut(i) {
-                    r.frame(f);
-                }
-            }
-            Ok((i, Msg::Stop { at_media_ns })) => {
-                if let Some(r) = runs.get_mut(i) {
-                    r.stop = Some((at_media_ns, Instant::now() + r.ctx.drain_timeout));
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
+        match next_batch(&rx, timeout, GATHER, |(i, msg)| take(&mut runs, i, msg)) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
@@ -324,4 +356,58 @@ pub(super) fn run_group(mut runs: Vec<TrackRun>, rx: Receiver<(usize, Msg)>) -> 
             r.track_end()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_takes_what_arrives_together_in_one_wake() {
+        // 60 messages a millisecond or more apart: one wake each without gathering.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(1000);
+        let sender = std::thread::spawn(move || {
+            for n in 0..60 {
+                tx.send(n).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let (mut got, mut batches) = (Vec::new(), 0);
+        loop {
+            match next_batch(&rx, Duration::from_secs(5), GATHER, |n| got.push(n)) {
+                Ok(()) => batches += 1,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("the sender stalled"),
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(got, (0..60).collect::<Vec<_>>(), "every message, in order");
+        assert!(
+            batches <= 20,
+            "{batches} wakes for 60 messages sent over 60 ms or more"
+        );
+    }
+
+    #[test]
+    fn a_batch_waits_no_longer_than_the_next_deadline() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(10);
+        tx.send(1).unwrap();
+        let t0 = Instant::now();
+        next_batch(
+            &rx,
+            Duration::from_millis(1),
+            Duration::from_secs(30),
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "gathered past the deadline"
+        );
+        drop(tx);
+        assert_eq!(
+            next_batch(&rx, Duration::from_secs(1), GATHER, |_| {}),
+            Err(RecvTimeoutError::Disconnected)
+        );
+    }
 }
