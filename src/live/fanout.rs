@@ -42,7 +42,12 @@ impl LiveFeed for Relay {
         let last = p.header.marker;
         frame.push(p);
         if last || frame.len() >= BURST_MAX_PACKETS {
-            let _ = self.video.send(Arc::new(std::mem::take(&mut *frame)));
+            // The next frame starts at this one's size: one allocation, not a doubling
+            // per few packets.
+            let next = Vec::with_capacity(frame.len());
+            let _ = self
+                .video
+                .send(Arc::new(std::mem::replace(&mut *frame, next)));
         }
     }
 }
