@@ -509,7 +509,7 @@ impl Drop for Capture {
     }
 }
 
-/// Logs (debug) the first buffer through `pad` and then every 250th (10 s of 40 ms
+/// Logs (debug) the first buffer through `pad` and then every 250th (25 s of 100 ms
 /// audio), with its timestamp: cheap enough to leave on.
 fn trace_flow(pad: &gst::Pad, what: &'static str) {
     let seen = std::sync::atomic::AtomicU64::new(0);

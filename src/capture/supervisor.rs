@@ -151,13 +151,6 @@ pub(super) fn build_slot(
             super::resting::Need::Source,
         );
     }
-    if let Some(tone) = bin.by_name(&format!("{}_tone", def.id)) {
-        // A test microphone: longer buffers while its sound is neither recorded nor
-        // heard.
-        shared
-            .demand
-            .add_test_tone(&tone, super::resting::Need::Source);
-    }
     if def.beep
         && let Some(pad) = bin.by_name("out").and_then(|e| e.static_pad("src"))
     {

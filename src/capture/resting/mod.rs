@@ -23,13 +23,14 @@
 //! - The composite's caption (case number and burned-in time) is silent between
 //!   hearings (the console's still of the composite shows the panes only), the
 //!   public picture's while nobody watches.
-//! - A test microphone makes 100 ms buffers instead of 40 ms unless its sound is
-//!   recorded or heard ([`PictureDemand::add_test_tone`]), and the room's mix and the
-//!   public mix take no input while nobody takes theirs ([`hold_input`]).
+//! - The room's mix and the public mix take no input while nobody takes theirs
+//!   ([`hold_input`]). (Sound has no resting rate: every microphone and mixer works in
+//!   100 ms buffers, recording or not; see pipelines/README.md.)
 //!
 //! Between hearings the demo courtroom is mostly threads woken on the clock, and on
 //! this kind of machine a wake-up costs more than the work it wakes for (a bare live
-//! `audiotestsrc` at 40 ms: 0.40 % of a core): what rests here wakes less often.
+//! `audiotestsrc` at 40 ms buffers: 0.40 % of a core, at 100 ms 0.15 %): what rests
+//! here wakes less often.
 //!
 //! Resting is not seen in the pipeline's latency: a source or a mixer reports one of
 //! its frames as latency, and the mixers downstream wait by the latency they were last
@@ -61,10 +62,6 @@ const THIN_EVERY_NS: u64 = 500_000_000;
 /// compositor holds each picture for its whole duration, so the card never shows
 /// through.
 const REST_FPS: i32 = 5;
-
-/// A resting test microphone's buffer: 100 ms at its 48 kHz (pipelines/mic-test.gst).
-/// The levels are measured in 100 ms windows, so they still come as often.
-const RESTING_TONE_SAMPLES: i32 = 4_800;
 
 /// How long the pipeline runs (running time) before anything rests.
 const REST_AFTER_START_NS: u64 = 2_000_000_000;
@@ -99,8 +96,7 @@ impl Behind {
 /// Who needs a resting element's output (pictures or sound) at full rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Need {
-    /// A test source's output (a camera's picture, a microphone's tone): a hearing
-    /// records it, or a viewer watches it.
+    /// A test camera's picture: a hearing records it, or a viewer watches it.
     Source,
     /// The composite: a hearing records it.
     Composite,
@@ -117,14 +113,14 @@ pub(super) struct PictureDemand {
     public: AtomicBool,
     /// There is a composite track at all (config).
     composite: bool,
-    /// The rate filters, captions and test microphones' tones, and whether they rest.
+    /// The rate filters and captions, and whether they rest.
     rates: Mutex<Rates>,
     /// Things may rest ([`Rates::settled`] and [`Rates::started`]), readable without
     /// the lock by the mixers' input probes, which run for every buffer.
     may_rest: AtomicBool,
 }
 
-/// The rate filters, captions and tones, and whether they rest.
+/// The rate filters and captions, and whether they rest.
 #[derive(Debug, Default)]
 struct Rates {
     /// The recorder has said once whether it records (the pipeline runs and its
@@ -138,7 +134,7 @@ struct Rates {
     elements: Vec<RestingElement>,
 }
 
-/// An element that rests: a rate filter, a caption or a test microphone's tone.
+/// An element that rests: a rate filter or a caption.
 #[derive(Debug)]
 struct RestingElement {
     element: gst::glib::WeakRef<gst::Element>,
@@ -159,9 +155,6 @@ enum Rests {
     /// Cairo) nor blends it. It speaks again in the same call that asks its mixer for
     /// the full rate, before any picture at or after the gate is made.
     Caption,
-    /// A test microphone's `audiotestsrc` makes [`RESTING_TONE_SAMPLES`] a buffer
-    /// instead of `full`.
-    Tone { full: i32 },
 }
 
 impl Rests {
@@ -171,10 +164,6 @@ impl Rests {
             Rests::Rate { full, behind } if rest => set_rate(el, full, behind.rest_fps()),
             Rests::Rate { full, .. } => el.set_property("caps", full),
             Rests::Caption => el.set_property("silent", rest),
-            Rests::Tone { full } if rest => {
-                el.set_property("samplesperbuffer", RESTING_TONE_SAMPLES.max(*full))
-            }
-            Rests::Tone { full } => el.set_property("samplesperbuffer", *full),
         }
     }
 }
@@ -227,25 +216,8 @@ impl PictureDemand {
         self.add(overlay, Rests::Caption, need);
     }
 
-    /// Puts a test microphone's tone (its `audiotestsrc`) under this demand: while
-    /// nobody in `need` takes its sound, it makes 100 ms buffers instead of 40 ms. A
-    /// live source's wake-up on the clock, not the tone, was most of what a test
-    /// microphone cost (a bare one at 40 ms: 0.40 % of a core, at 100 ms 0.15 %), and
-    /// its slot's mixer is woken by each buffer too. A live `audiotestsrc` sends each
-    /// buffer at its start time (its latency of one buffer is an upper bound), so a
-    /// longer buffer reaches the slot earlier, never late: the slot's mixer makes its
-    /// 40 ms buffers from it at once, and levels and the tracks' timeline are as
-    /// before. Latency is answered as at `full` (see [`report_full_tone_latency`]).
-    pub(super) fn add_test_tone(&self, tone: &gst::Element, need: Need) {
-        let full = tone.property::<i32>("samplesperbuffer");
-        if let Some(pad) = tone.static_pad("src") {
-            report_full_tone_latency(&pad, full);
-        }
-        self.add(tone, Rests::Tone { full }, need);
-    }
-
     /// Puts `element` under this demand, resting at once if things may rest and
-    /// nobody in `need` takes its output (a caption or tone not resting is as built).
+    /// nobody in `need` takes its output (a caption not resting is as built).
     fn add(&self, element: &gst::Element, rests: Rests, need: Need) {
         let Ok(mut r) = self.rates.lock() else {
             return;
@@ -381,21 +353,6 @@ fn report_full_rate_latency(pad: &gst::Pad, full: &gst::Caps) {
 /// the rate it first negotiated.
 pub(super) fn answer_card_latency(card_output: &gst::Pad) {
     rewrite_latency(card_output, |_, min, _| Some((min, gst::ClockTime::NONE)));
-}
-
-/// Answers latency queries through `pad` (a test microphone's `audiotestsrc` output) as
-/// at its `full` buffer size: it reports one buffer, and a resting one's is longer.
-/// The mixers downstream would otherwise wait by the resting buffer after a latency
-/// recalculation while it rests (and the livestream's sound be as much later).
-fn report_full_tone_latency(pad: &gst::Pad, full: i32) {
-    rewrite_latency(pad, move |pad, min, max| {
-        let rate = pad
-            .current_caps()
-            .and_then(|c| c.structure(0)?.get::<i32>("rate").ok())
-            .filter(|&r| r > 0)?;
-        let full_ns = 1_000_000_000u64 * full.max(0) as u64 / rate as u64;
-        (min.nseconds() > full_ns).then(|| (gst::ClockTime::from_nseconds(full_ns), max))
-    });
 }
 
 /// Rewrites the answers of live latency queries through `pad`: `answer(pad, min, max)`

@@ -408,68 +408,6 @@ fn assert_continuous(heard: &[Heard]) {
     }
 }
 
-/// A test microphone makes 100 ms buffers while nobody takes its sound, and 40 ms
-/// ones again as soon as a hearing records; its latency is answered as at 40 ms
-/// throughout, and its sound goes on without a gap.
-#[test]
-fn a_test_microphone_rests_in_longer_buffers_without_a_gap() {
-    let p = launch(
-        "audiotestsrc name=tone is-live=true wave=sine-table samplesperbuffer=1920 \
-         ! audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved \
-         ! fakesink name=out sync=false",
-    );
-    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let heard = hear(&p, phase.clone());
-    let demand = PictureDemand::new(true);
-    let tone = p.by_name("tone").unwrap();
-    demand.add_test_tone(&tone, Need::Source);
-    p.set_state(gst::State::Playing).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // Each phase is marked before its switch: a buffer made before the switch may
-    // pass in the next phase, none made after it in the one before.
-    phase.store(1, Ordering::SeqCst);
-    demand.set_public(false);
-    demand.set_recording(false);
-    demand.poll(Some(REST_AFTER_START_NS));
-    assert_eq!(tone.property::<i32>("samplesperbuffer"), 4_800);
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let mut q = gst::query::Latency::new();
-    let out = p.by_name("out").unwrap().static_pad("sink").unwrap();
-    assert!(out.peer_query(&mut q));
-    let (live, min, _) = q.result();
-    phase.store(2, Ordering::SeqCst);
-    demand.set_recording(true);
-    assert_eq!(tone.property::<i32>("samplesperbuffer"), 1_920);
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    p.set_state(gst::State::Null).unwrap();
-    assert!(live);
-    assert_eq!(min.mseconds(), 40, "latency answered while resting: {min}");
-    let heard = heard.lock().unwrap().clone();
-    let durations_ms = |ph: u8| -> Vec<u64> {
-        heard
-            .iter()
-            .filter(|h| h.0 == ph)
-            .map(|h| h.2 / 1_000_000)
-            .collect()
-    };
-    assert!(
-        durations_ms(0).iter().all(|&d| d == 40),
-        "{:?}",
-        durations_ms(0)
-    );
-    let resting = durations_ms(1);
-    assert!(
-        resting.len() >= 5 && resting[1..].iter().all(|&d| d == 100),
-        "{resting:?}"
-    );
-    let recording = durations_ms(2);
-    assert!(
-        recording.len() >= 8 && recording[1..].iter().all(|&d| d == 40),
-        "{recording:?}"
-    );
-    assert_continuous(&heard);
-}
-
 /// A mix takes no input while nobody takes it, and still keeps time (silence, on its
 /// clock); once taken, its input's sound is in it again within a few buffers, and its
 /// timeline never jumps.
