@@ -104,7 +104,7 @@ pub(super) enum Need {
     Public,
 }
 
-/// Who needs the preview streams, pictures and test sounds at full rate.
+/// Who needs the preview streams, the pictures and the mixes at full rate.
 #[derive(Debug)]
 pub(super) struct PictureDemand {
     /// The composite pictures are recorded (a hearing is open, there is a composite).
