@@ -47,7 +47,9 @@ fn probe_run(paths: &[std::path::PathBuf]) -> (f64, f64) {
 fn caption_pixels(segment: &std::path::Path, last: bool) -> usize {
     let (w, h) = (420, 236);
     let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error"])
+        .args(input_format(segment))
+        .arg("-i")
         .arg(segment)
         .args(["-vf", &format!("crop={w}:{h}:856:482,format=gray")])
         .args(["-f", "rawvideo", "-"])
@@ -439,7 +441,9 @@ fn flash_onsets(paths: &[std::path::PathBuf]) -> Vec<f64> {
     let mut frames = Vec::new();
     for p in paths {
         let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "info", "-copyts", "-i"])
+            .args(["-v", "info", "-copyts"])
+            .args(input_format(p))
+            .arg("-i")
             .arg(p)
             .args(["-vf", "crop=40:40:590:10,showinfo", "-f", "null", "-"])
             .output()
@@ -477,7 +481,9 @@ fn beep_onsets(paths: &[std::path::PathBuf]) -> Vec<f64> {
     for p in paths {
         let start = ffprobe(p).start_s - PTS_OFFSET_S;
         let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
+            .args(["-v", "error"])
+            .args(input_format(p))
+            .arg("-i")
             .arg(p)
             .args(["-f", "s16le", "-ac", "1", "-ar", "48000", "-"])
             .output()
