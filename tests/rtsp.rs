@@ -78,6 +78,9 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         "camera live: {:?}",
         alarm_keys(&d, &clerk)
     );
+    // Open once the pictures rest, as between any two hearings (they rest from 2 s
+    // into the pipeline's run): the preview decoded keyframes only, its pane thinned.
+    std::thread::sleep(Duration::from_secs(3));
     let h = d.ok(
         "POST",
         "/api/v1/hearings",
@@ -158,18 +161,16 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
     for path in files(&data, &id, "composite").iter().take(6) {
         means.extend(luma_means(path, 4));
     }
-    // (A hearing opened in the daemon's first seconds can start on the card while the
-    // preview joins; the camera's picture must come within 4 s.)
-    let first = means.iter().position(|&m| m > 60.0);
     assert!(
-        first.is_some_and(|i| i < 16),
-        "the camera's picture never came: {means:.0?}"
-    );
-    let first = first.unwrap_or(0);
-    assert!(
-        means.len() >= first + 32 && means[first..].iter().all(|&m| m > 60.0),
+        means.len() >= 40 && means.iter().all(|&m| m > 60.0),
         "the card in the composite while the camera was plugged in: {means:.0?}"
     );
+    // And the picture moves from the open on: a picture let through while resting once
+    // held its pane (and the public picture's) for up to 4 s after each open. The
+    // preview waits for its next keyframe (one a second) at most.
+    let first_six: Vec<_> = files(&data, &id, "composite").into_iter().take(6).collect();
+    let still = still_spans(&first_six, 2.0);
+    assert!(still.is_empty(), "the composite stood still: {still:?}");
     // The other tracks did not notice.
     for track in ["cam1", "mic1", "composite"] {
         for p in files(&data, &id, track) {

@@ -240,6 +240,40 @@ pub fn luma_means(path: &Path, per_second: u32) -> Vec<f64> {
         .collect()
 }
 
+/// Where the pictures of `paths` (MPEG-TS segments, played one after the other) stand
+/// still for `min_s` or longer, by ffmpeg's `freezedetect`: (start, length) in seconds
+/// from the first picture, the length None for a stillness lasting to the end.
+pub fn still_spans(paths: &[PathBuf], min_s: f64) -> Vec<(f64, Option<f64>)> {
+    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let out = Command::new("ffmpeg")
+        .args(["-nostats", "-v", "info", "-i"])
+        .arg(format!("concat:{}", list.join("|")))
+        .args(["-map", "0:v", "-vf"])
+        .arg(format!("freezedetect=n=0.0005:d={min_s}"))
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg failed on {list:?}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let value = |line: &str, key: &str| {
+        line.split(key)
+            .nth(1)
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let mut spans: Vec<(f64, Option<f64>)> = Vec::new();
+    for line in log.lines() {
+        if let Some(start) = value(line, "freeze_start: ") {
+            spans.push((start, None));
+        } else if let (Some(length), Some(last)) =
+            (value(line, "freeze_duration: "), spans.last_mut())
+        {
+            last.1 = Some(length);
+        }
+    }
+    spans
+}
+
 /// Runs `courtrec verify` and returns its exit code and report.
 pub fn verify(path: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(bin())

@@ -39,18 +39,16 @@
 //! mixer that changes its rate asks for one) does not leave the next hearing waiting
 //! by a resting frame.
 //!
-//! A picture let through while resting is stretched to last until the next one: a
-//! compositor shows its background (or a camera's "signal lost" card) once a frame's
-//! own duration has passed.
+//! A picture let through while resting keeps its own duration: a compositor shows a
+//! pad's last picture until a newer one comes (`max-last-buffer-repeat` is "until end
+//! of stream" by default). Stretching it to cover the gap, as this once did (4 s),
+//! froze the panes for up to 4 s after each open and resume: a compositor drops every
+//! picture that ends before the one it holds ("buffer from the past").
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// How long a picture let through while resting is shown: past any sensible keyframe
-/// interval (cameras send one every 1-2 s), so the pane never falls back to its card.
-const RESTING_PICTURE_NS: u64 = 4_000_000_000;
 
 /// A thinned pane passes one picture per this much running time (the stills' rate).
 const THIN_EVERY_NS: u64 = 500_000_000;
@@ -395,15 +393,13 @@ pub(super) fn thin(pad: &gst::Pad, demand: Arc<PictureDemand>) {
             last.store(u64::MAX, Ordering::Relaxed);
             return gst::PadProbeReturn::Ok;
         }
-        let Some(buf) = info.buffer_mut() else {
+        let Some(buf) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
         let window = buf.pts().map_or(0, |p| p.nseconds() / THIN_EVERY_NS);
         if last.swap(window, Ordering::Relaxed) == window {
             return drop_buffer();
         }
-        buf.make_mut()
-            .set_duration(gst::ClockTime::from_nseconds(RESTING_PICTURE_NS));
         gst::PadProbeReturn::Ok
     });
 }
@@ -438,34 +434,21 @@ pub(super) fn hold_input(pad: &gst::Pad, demand: Arc<PictureDemand>, need: Need)
 }
 
 /// Decodes keyframes only while pictures rest: `parsed` is the parser's output pad
-/// (H.264 access units), `decoded` the decoder's.
-pub(super) fn key_only(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
+/// (H.264 access units).
+pub(super) fn key_only(parsed: &gst::Pad, demand: Arc<PictureDemand>) {
     // True from a dropped delta frame until the next keyframe passes.
-    let broken = Arc::new(AtomicBool::new(false));
-    {
-        let demand = demand.clone();
-        let broken = broken.clone();
-        parsed.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(buf) = info.buffer() else {
-                return gst::PadProbeReturn::Ok;
-            };
-            if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-                broken.store(false, Ordering::Release);
-                return gst::PadProbeReturn::Ok;
-            }
-            if !demand.full() || broken.load(Ordering::Acquire) {
-                broken.store(true, Ordering::Release);
-                return drop_buffer();
-            }
-            gst::PadProbeReturn::Ok
-        });
-    }
-    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if !demand.full()
-            && let Some(buf) = info.buffer_mut()
-        {
-            buf.make_mut()
-                .set_duration(gst::ClockTime::from_nseconds(RESTING_PICTURE_NS));
+    let broken = AtomicBool::new(false);
+    parsed.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buf) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            broken.store(false, Ordering::Release);
+            return gst::PadProbeReturn::Ok;
+        }
+        if !demand.full() || broken.load(Ordering::Acquire) {
+            broken.store(true, Ordering::Release);
+            return drop_buffer();
         }
         gst::PadProbeReturn::Ok
     });

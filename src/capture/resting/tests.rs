@@ -32,6 +32,24 @@ fn launch(description: &str) -> gst::Pipeline {
         .unwrap()
 }
 
+/// A 64x36 compositor over black (`c`, into the appsink `out`) whose `sink_1` takes
+/// `camera` through the preview's decoding (`decode`: encoder, `parse`, `dec`) or
+/// through a pane's queue (`pane`).
+fn into_compositor(camera: &str, decode: bool) -> gst::Pipeline {
+    let path = if decode {
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
+         ! avdec_h264 name=dec max-threads=1"
+    } else {
+        "queue name=pane"
+    };
+    launch(&format!(
+        "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
+         ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
+         videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
+         {camera} ! {path} ! c.sink_1"
+    ))
+}
+
 /// Runs 3 s of a 15 fps white camera (keyframe each second) into a compositor over
 /// black, through the preview's decoding (`decode`) or straight into the pane, with
 /// the resting probes; returns (pictures that reached the compositor, composited
@@ -39,24 +57,16 @@ fn launch(description: &str) -> gst::Pipeline {
 fn run(decode: bool, recording: bool) -> (usize, usize) {
     gst::init().unwrap();
     let criticals_before = criticals();
-    let camera = if decode {
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 threads=1 ! h264parse name=parse \
-         ! avdec_h264 name=dec max-threads=1"
-    } else {
-        "queue name=pane"
-    };
-    let p = launch(&format!(
-        "compositor name=c background=black max-threads=1 sink_0::zorder=0 \
-         ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! appsink name=out sync=false \
-         videotestsrc is-live=true pattern=black ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! c.sink_0 \
-         videotestsrc is-live=true pattern=white num-buffers=45 ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 \
-         ! {camera} ! c.sink_1"
-    ));
+    let p = into_compositor(
+        "videotestsrc is-live=true pattern=white num-buffers=45 \
+         ! video/x-raw,format=I420,width=64,height=36,framerate=15/1",
+        decode,
+    );
     let demand = Arc::new(PictureDemand::new(true));
     demand.set_recording(recording);
     let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
     if decode {
-        key_only(&pad("parse"), &pad("dec"), demand);
+        key_only(&pad("parse"), demand);
     } else {
         // As in the pipeline: on the pane queue's input.
         let pane = p.by_name("pane").unwrap().static_pad("sink").unwrap();
@@ -115,6 +125,105 @@ fn panes_are_thinned_to_the_stills_rate_between_hearings() {
     let (passed, black) = run(false, true);
     assert!(passed >= 30, "only {passed} pictures while recorded");
     assert_eq!(black, 0);
+}
+
+/// Runs a 15 fps camera whose picture alternates dark and bright each frame into a
+/// compositor over black, as [`run`] does, resting 1.5 s, then recorded for 3 s;
+/// returns how long (running time) after the open the composited picture first changed
+/// (None: not in those 3 s), and how often it changed in the second after that.
+fn moves_after_open(decode: bool) -> (Option<u64>, usize) {
+    const FRAME_NS: u64 = 66_666_666;
+    let p = into_compositor(
+        "videotestsrc is-live=true pattern=black num-buffers=75 \
+         ! video/x-raw,format=I420,width=64,height=36,framerate=15/1 ! identity name=marker",
+        decode,
+    );
+    // Odd frames bright, even frames dark (the whole luma plane).
+    let marker = p.by_name("marker").unwrap().static_pad("src").unwrap();
+    marker.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(buf) = info.buffer_mut() {
+            let bright = buf
+                .pts()
+                .is_some_and(|t| (t.nseconds() / FRAME_NS) % 2 == 1);
+            if let Ok(mut map) = buf.make_mut().map_writable() {
+                map[..64 * 36].fill(if bright { 200 } else { 40 });
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let demand = Arc::new(PictureDemand::new(true));
+    demand.set_recording(false);
+    let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
+    if decode {
+        key_only(&pad("parse"), demand.clone());
+    } else {
+        thin(
+            &p.by_name("pane").unwrap().static_pad("sink").unwrap(),
+            demand.clone(),
+        );
+    }
+    let sink = p
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let (mut first_ns, mut open_ns) = (None, None);
+    let mut last: Option<bool> = None;
+    let mut changes = Vec::new();
+    loop {
+        let s = sink.pull_sample().unwrap();
+        let buf = s.buffer().unwrap();
+        let pts_ns = buf.pts().unwrap().nseconds();
+        let bright = buf.map_readable().unwrap()[64 * 36 - 1] > 128;
+        let first = *first_ns.get_or_insert(pts_ns);
+        match open_ns {
+            None if pts_ns >= first + 1_500_000_000 => {
+                demand.set_recording(true);
+                open_ns = Some(pts_ns);
+            }
+            Some(open) if pts_ns >= open + 3_000_000_000 => break,
+            Some(_) if last.is_some_and(|l| l != bright) => changes.push(pts_ns),
+            _ => {}
+        }
+        last = Some(bright);
+    }
+    p.set_state(gst::State::Null).unwrap();
+    let open = open_ns.unwrap();
+    let Some(&first) = changes.first() else {
+        return (None, 0);
+    };
+    let after = changes
+        .iter()
+        .filter(|&&t| t > first && t <= first + 1_000_000_000)
+        .count();
+    (Some((first - open) / 1_000_000), after)
+}
+
+/// Once a hearing opens the panes move at once: a picture let through while resting
+/// must not hold its pane (4 s pictures froze every pane up to 4 s after each open: a
+/// compositor drops a picture that ends before the one it holds).
+#[test]
+fn pictures_move_as_soon_as_a_hearing_opens() {
+    let (thinned_ms, moves) = moves_after_open(false);
+    assert!(
+        thinned_ms.is_some_and(|ms| ms <= 500),
+        "a thinned pane still frozen {thinned_ms:?} ms after the open (None: 3 s)"
+    );
+    assert!(
+        moves >= 10,
+        "a thinned pane changed only {moves} times in its first second"
+    );
+    // A preview decoded keyframes only waits for its next keyframe (one a second).
+    let (decoded_ms, moves) = moves_after_open(true);
+    assert!(
+        decoded_ms.is_some_and(|ms| ms <= 1_500),
+        "a preview still frozen {decoded_ms:?} ms after the open (None: 3 s)"
+    );
+    assert!(
+        moves >= 10,
+        "a preview changed only {moves} times in its first second"
+    );
 }
 
 /// The duration (ms) of the latest picture into the element `out` of `p`, kept up to date.
