@@ -12,7 +12,8 @@
 //! back. This probe puts the first buffer that goes back right after the previous one
 //! and drops the rest of the episode (time already covered) until the mixer's own
 //! timestamps have caught up: never more than one buffer is moved, so the track cannot
-//! be pushed ahead of the clock.
+//! be pushed ahead of the clock. The moved buffer also gets the mixer's buffer length:
+//! the slipped one claims the whole time since 0.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -28,8 +29,8 @@ const WARN_AFTER_DROPPED_NS: u64 = 1_000_000_000;
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
     Keep,
-    /// Restamped to this pts.
-    MoveTo(u64),
+    /// Restamped to this pts and duration.
+    MoveTo(u64, u64),
     Drop,
 }
 
@@ -40,15 +41,22 @@ struct Timeline {
     /// In an episode: the first buffer that went back was moved, and this much time
     /// has been dropped since.
     episode_dropped_ns: Option<u64>,
+    /// The previous buffer's duration: the mixer's own buffer length.
+    last_dur_ns: Option<u64>,
 }
 
 impl Timeline {
     fn step(&mut self, pts_ns: u64, dur_ns: u64) -> Step {
         match (self.next_ns, self.episode_dropped_ns) {
             (Some(next_ns), None) if pts_ns + ROUNDING_NS < next_ns => {
-                self.next_ns = Some(next_ns + dur_ns);
+                // The slipped buffer holds one buffer's samples but claims all the
+                // time since 0 (measured: stamped 0, lasting 1.2 s, 100 ms of sound,
+                // for a microphone that joined at 1.1 s). Kept that long, it hid the
+                // next 1.1 s of the microphone as "going back": a hole in the track.
+                let moved_ns = self.last_dur_ns.unwrap_or(dur_ns);
+                self.next_ns = Some(next_ns + moved_ns);
                 self.episode_dropped_ns = Some(0);
-                Step::MoveTo(next_ns)
+                Step::MoveTo(next_ns, moved_ns)
             }
             (Some(next_ns), Some(dropped)) if pts_ns + ROUNDING_NS < next_ns => {
                 self.episode_dropped_ns = Some(dropped + dur_ns);
@@ -57,6 +65,7 @@ impl Timeline {
             _ => {
                 self.next_ns = Some(pts_ns + dur_ns);
                 self.episode_dropped_ns = None;
+                self.last_dur_ns = Some(dur_ns);
                 Step::Keep
             }
         }
@@ -90,9 +99,11 @@ pub(super) fn keep_time_forward(pad: &gst::Pad, source: String) {
                 }
                 gst::PadProbeReturn::Ok
             }
-            Step::MoveTo(to_ns) => {
-                tracing::debug!(%source, pts_ns = pts.nseconds(), to_ns, "mixer buffer restamped after its source joined");
-                buf.make_mut().set_pts(gst::ClockTime::from_nseconds(to_ns));
+            Step::MoveTo(to_ns, dur_ns) => {
+                tracing::debug!(%source, pts_ns = pts.nseconds(), to_ns, dur_ns, "mixer buffer restamped after its source joined");
+                let b = buf.make_mut();
+                b.set_pts(gst::ClockTime::from_nseconds(to_ns));
+                b.set_duration(gst::ClockTime::from_nseconds(dur_ns));
                 gst::PadProbeReturn::Ok
             }
             Step::Drop => {
@@ -115,7 +126,8 @@ mod tests {
 
     /// The microphone slot's own template (a force-live mixer) with a microphone that
     /// joins once the mixer has made `join_after` buffers of silence; returns every
-    /// output buffer's (pts, duration) in ns.
+    /// output buffer's (pts, length of the sound it holds) in ns: its samples, not its
+    /// duration field, which the slipped buffer gets wrong.
     fn run(probe: bool, join_after: usize) -> Vec<(u64, u64)> {
         gst::init().unwrap();
         let slot = include_str!("../../pipelines/mic-slot.gst").replace("{id}", "m");
@@ -141,9 +153,10 @@ mod tests {
                 .new_sample(move |s| {
                     let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     if let Some(b) = sample.buffer() {
+                        // S16LE mono at 48 kHz (the slot's caps): 96,000 bytes a second.
                         g.lock().unwrap().push((
                             b.pts().map_or(0, |t| t.nseconds()),
-                            b.duration().map_or(0, |t| t.nseconds()),
+                            b.size() as u64 * 1_000_000_000 / 96_000,
                         ));
                     }
                     Ok(gst::FlowSuccess::Ok)
@@ -201,13 +214,28 @@ mod tests {
         // Mid-day: the buffer after 560 ms is stamped 0; it stands for 600 ms.
         assert_eq!(
             replay(&[520, 560, 0, 640]),
-            vec![Keep, Keep, MoveTo(600_000_000), Keep]
+            vec![Keep, Keep, MoveTo(600_000_000, 40_000_000), Keep]
         );
         // At boot, as measured in the daemon: ahead of the clock, then re-emitted.
         assert_eq!(
             replay(&[120, 160, 0, 120, 160, 200, 240]),
-            vec![Keep, Keep, MoveTo(200_000_000), Drop, Drop, Drop, Keep]
+            vec![
+                Keep,
+                Keep,
+                MoveTo(200_000_000, 40_000_000),
+                Drop,
+                Drop,
+                Drop,
+                Keep
+            ]
         );
+        // The slipped buffer claims the time since 0 but holds one buffer's sound
+        // (measured: 1.2 s for a microphone joining at 1.1 s): moved, it lasts as long
+        // as the buffers before it, so the ones after it are kept.
+        let mut t = Timeline::default();
+        assert_eq!(t.step(1_000_000_000, 100_000_000), Keep);
+        assert_eq!(t.step(0, 1_200_000_000), MoveTo(1_100_000_000, 100_000_000));
+        assert_eq!(t.step(1_200_000_000, 100_000_000), Keep);
         // Rounding (a nanosecond's overlap) is not a slip.
         let mut t = Timeline::default();
         assert_eq!(t.step(0, 40_000_001), Keep);
@@ -218,10 +246,10 @@ mod tests {
             vec![
                 Keep,
                 Keep,
-                MoveTo(80_000_000),
+                MoveTo(80_000_000, 40_000_000),
                 Drop,
                 Keep,
-                MoveTo(160_000_000),
+                MoveTo(160_000_000, 40_000_000),
                 Drop
             ]
         );
