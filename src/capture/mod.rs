@@ -7,6 +7,7 @@
 //! text from the templates in `pipelines/`, `pipeline.rs` runs it, `feeds.rs` hands
 //! frames on, and `supervisor.rs` keeps sources alive.
 
+mod caption_box;
 mod clocking;
 mod describe;
 mod feeds;
