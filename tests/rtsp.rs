@@ -78,9 +78,21 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         "camera live: {:?}",
         alarm_keys(&d, &clerk)
     );
-    // Open once the pictures rest, as between any two hearings (they rest from 2 s
-    // into the pipeline's run): the preview decoded keyframes only, its pane thinned.
-    std::thread::sleep(Duration::from_secs(3));
+    // Open once the pictures have rested for a while, as between any two hearings:
+    // the preview decoded keyframes only, its pane thinned (a few pictures let
+    // through while resting, each of which once held the pane after the open).
+    assert!(
+        wait_for(Duration::from_secs(15), || d.ok(
+            "GET",
+            "/api/v1/status",
+            &clerk,
+            None
+        )["resting_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms >= 1500)),
+        "the pictures never rested: {}",
+        d.ok("GET", "/api/v1/status", &clerk, None)
+    );
     let h = d.ok(
         "POST",
         "/api/v1/hearings",
@@ -165,9 +177,11 @@ fn an_ip_camera_is_recorded_as_sent_and_survives_being_unplugged() {
         means.len() >= 40 && means.iter().all(|&m| m > 60.0),
         "the card in the composite while the camera was plugged in: {means:.0?}"
     );
-    // And the picture moves from the open on: a picture let through while resting once
-    // held its pane (and the public picture's) for up to 4 s after each open. The
-    // preview waits for its next keyframe (one a second) at most.
+    // And the picture moves from the open on: the preview waits for its next keyframe
+    // (one a second) at most. (What once froze the panes for up to 4 s after an open,
+    // pictures let through while resting stretched to 4 s, is caught by the unit test
+    // `pictures_move_as_soon_as_a_hearing_opens`; here, in the whole daemon, it showed
+    // only now and then.)
     let first_six: Vec<_> = files(&data, &id, "composite").into_iter().take(6).collect();
     let still = still_spans(&first_six, 2.0);
     assert!(still.is_empty(), "the composite stood still: {still:?}");

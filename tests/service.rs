@@ -520,6 +520,11 @@ fn start_lag_ms(hearing: &std::path::Path) -> HashMap<String, i64> {
     lag
 }
 
+/// How long the box has rested, from its status (None: it works).
+fn rest_ms(d: &Daemon, token: &str) -> Option<u64> {
+    d.ok("GET", "/api/v1/status", token, None)["resting_ms"].as_u64()
+}
+
 /// Between hearings and in a recess nothing consumes the recording encoders' output,
 /// so they rest (a box idles most of the day); every track still starts at the open,
 /// at the resume after a recess, and in the next hearing. A courtroom may also record
@@ -550,6 +555,16 @@ fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
         evidence::sleep_s(1.5);
         let after = ["judge", "m1", "composite"].map(|t| frames(&d, &admin, t));
         assert_eq!(before, after, "{what}: the encoders should rest");
+        assert!(
+            wait_for(Duration::from_secs(10), || rest_ms(&d, &admin).is_some()),
+            "{what}: the status should say the box rests"
+        );
+    };
+    let working = |what: &str| {
+        assert!(
+            wait_for(Duration::from_secs(10), || rest_ms(&d, &admin).is_none()),
+            "{what}: the status says the box rests while it records"
+        );
     };
     // Waits until the judge camera's encoder has delivered `n` frames since `from`
     // were counted: a deadline rather than a fixed time, so that a starved machine
@@ -569,6 +584,7 @@ fn encoders_rest_between_hearings_and_every_track_starts_at_the_open() {
         let before = frames(&d, &admin, "judge");
         d.ok("POST", &p("open"), &clerk, None);
         delivered(before, 20.0, &format!("{case}: after the open"));
+        working(case);
         let mark = json!({"text": "Exhibit 3 shown"});
         d.ok("POST", &p("marks"), &clerk, Some(mark));
         let recess = json!({"reason": "recess", "note": "lunch"});

@@ -55,6 +55,10 @@ pub trait CaptureControl: Send + Sync {
     /// The epoch the composite's overlay itself holds (read back from the element, for
     /// the status page and tests), to the microsecond.
     fn burned_in_epoch_ns(&self) -> Option<i64>;
+    /// How long the pictures and encoders have rested (no hearing records, nobody
+    /// watches: `capture::resting`), in ms; None while they work or before they may
+    /// rest (the pipeline's first seconds).
+    fn resting_ms(&self) -> Option<u64>;
 }
 
 /// A track that capture produces, in the order of its index.

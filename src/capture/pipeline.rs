@@ -494,6 +494,11 @@ impl CaptureControl for Capture {
         self.composite_clock()?.epoch_ns()
     }
 
+    fn resting_ms(&self) -> Option<u64> {
+        let d = self.shared.demand.resting_for()?;
+        Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
     fn set_caption(&self, text: &str) {
         // The overlay draws "<caption> <time>": the newline puts the time on its own
         // line under the case number.

@@ -161,6 +161,7 @@ fn snapshot(st: &AppState, caller: &super::auth::Caller) -> Result<serde_json::V
         "device_id": room.hearings.device_id,
         "started_at": crate::archive::records::format_wall(st.started),
         "recording": room.hearings.is_recording(),
+        "resting_ms": room.hearings.capture.resting_ms(),
         "hearing": hearing,
         "sources": sources,
         "disk": {

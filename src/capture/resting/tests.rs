@@ -404,6 +404,39 @@ fn pictures_are_needed_by_a_recorded_composite_or_a_viewer() {
     assert!(demand.full());
 }
 
+/// The box rests (and says so in its status) only once things may rest, and while
+/// nobody records or watches; the time counts from when it last began to rest.
+#[test]
+fn the_box_rests_while_nobody_records_or_watches() {
+    let demand = PictureDemand::new(true);
+    assert_eq!(demand.resting_for(), None, "before anything may rest");
+    demand.set_recording(false);
+    demand.poll(Some(REST_AFTER_START_NS - 1));
+    assert_eq!(
+        demand.resting_for(),
+        None,
+        "in the pipeline's first seconds"
+    );
+    demand.poll(Some(REST_AFTER_START_NS));
+    assert!(demand.resting_for().is_some(), "resting between hearings");
+    let slept = std::time::Duration::from_millis(200);
+    std::thread::sleep(slept);
+    assert!(
+        demand.resting_for().is_some_and(|d| d >= slept),
+        "it keeps counting"
+    );
+    demand.set_public(true);
+    assert_eq!(demand.resting_for(), None, "someone watches");
+    demand.set_public(false);
+    demand.set_recording(true);
+    assert_eq!(demand.resting_for(), None, "a hearing records");
+    demand.set_recording(false);
+    assert!(
+        demand.resting_for().is_some_and(|d| d < slept),
+        "counted again from the close"
+    );
+}
+
 /// A caption is silent while nobody takes its pictures (the composite's between
 /// hearings, the public picture's while nobody watches), and speaks as soon as
 /// someone does: the rest of the hearing is drawn with it.
