@@ -409,7 +409,9 @@ fn a_pulseaudio_microphone_is_recorded() {
     // 880 times a second; silence or a broken stream would not).
     let paths = files(&data, &id, "mic1");
     let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
+        .args(["-v", "error"])
+        .args(input_format(&paths[0]))
+        .arg("-i")
         .arg(format!(
             "concat:{}",
             paths

@@ -246,7 +246,9 @@ pub fn luma_means(path: &Path, per_second: u32) -> Vec<f64> {
 pub fn still_spans(paths: &[PathBuf], min_s: f64) -> Vec<(f64, Option<f64>)> {
     let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let out = Command::new("ffmpeg")
-        .args(["-nostats", "-v", "info", "-i"])
+        .args(["-nostats", "-v", "info"])
+        .args(paths.first().map_or(&[][..], |p| input_format(p)))
+        .arg("-i")
         .arg(format!("concat:{}", list.join("|")))
         .args(["-map", "0:v", "-vf"])
         .arg(format!("freezedetect=n=0.0005:d={min_s}"))
