@@ -156,11 +156,13 @@ pub(super) fn build_slot(
     {
         add_beep_probe(&pad);
     }
-    if let Some(parsed) = bin
-        .by_name(&format!("{}_pvparse", def.id))
-        .and_then(|e| e.static_pad("src"))
-    {
-        super::resting::key_only(&parsed, shared.demand.clone());
+    if let (Some(parsed), Some(decoded)) = (
+        bin.by_name(&format!("{}_pvparse", def.id))
+            .and_then(|e| e.static_pad("src")),
+        bin.by_name(&format!("{}_pvdec", def.id))
+            .and_then(|e| e.static_pad("src")),
+    ) {
+        super::resting::key_only(&parsed, &decoded, shared.demand.clone());
     }
     if let Some(sync) = bin
         .by_name(&format!("{}_sync", def.id))

@@ -8,6 +8,9 @@
 //!   enabled = false`) spent beyond copying. Before the decoder, delta frames are
 //!   dropped while pictures rest, and after they come back to full rate until the next
 //!   keyframe (a delta frame decoded without its references would smear the picture).
+//!   Each keyframe takes the delta frame after it along, so that a decoder that holds
+//!   a picture until the next frame comes (OpenH264, on Main and High streams) lets
+//!   it out at once ([`key_only`]).
 //! - The composite's panes are thinned to the stills' rate between hearings: each
 //!   pane's scaling then works twice a second instead of at the camera's rate.
 //! - A test camera draws [`REST_FPS`] pictures a second unless its picture is
@@ -451,25 +454,71 @@ pub(super) fn hold_input(pad: &gst::Pad, demand: Arc<PictureDemand>, need: Need)
 }
 
 /// Decodes keyframes only while pictures rest: `parsed` is the parser's output pad
-/// (H.264 access units).
-pub(super) fn key_only(parsed: &gst::Pad, demand: Arc<PictureDemand>) {
+/// (H.264 access units), `decoded` the decoder's.
+///
+/// Each keyframe let through while resting takes the delta frame after it along, its
+/// *companion*, whose picture is dropped as it leaves the decoder. A decoder may hold
+/// a picture until the next frame comes in: OpenH264 does so with every stream that
+/// is not Baseline (it waits to see whether a later frame is shown before it), so most
+/// cameras' substreams (Main or High) came out of it a whole keyframe interval late
+/// while resting. The preview stills were that far behind the room, a camera that had
+/// just connected showed its "signal lost" card until its second keyframe (a hearing
+/// opened meanwhile recorded the card in its pane), and each open first showed the
+/// picture from a keyframe interval before. The companion is the frame the keyframe
+/// would have been pushed out by at full rate, and decodes from the keyframe alone.
+pub(super) fn key_only(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
     // True from a dropped delta frame until the next keyframe passes.
     let broken = AtomicBool::new(false);
+    // True from a keyframe let through while resting until its companion passes.
+    let companion_due = AtomicBool::new(false);
+    // The running time of the last companion let through (u64::MAX: none).
+    let companion = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let passed = companion.clone();
     parsed.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buf) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
+        let full = demand.full();
         if !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) {
             broken.store(false, Ordering::Release);
+            companion_due.store(!full, Ordering::Release);
             return gst::PadProbeReturn::Ok;
         }
-        if !demand.full() || broken.load(Ordering::Acquire) {
-            broken.store(true, Ordering::Release);
+        let due = companion_due.swap(false, Ordering::AcqRel);
+        let is_broken = broken.load(Ordering::Acquire);
+        if full && !is_broken {
+            return gst::PadProbeReturn::Ok;
+        }
+        if due
+            && !is_broken
+            && let Some(pts) = buf.pts()
+        {
+            passed.store(pts.nseconds(), Ordering::Release);
+            return gst::PadProbeReturn::Ok;
+        }
+        broken.store(true, Ordering::Release);
+        drop_buffer()
+    });
+    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if companion
+            .compare_exchange(
+                pts.nseconds(),
+                u64::MAX,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
             return drop_buffer();
         }
         gst::PadProbeReturn::Ok
     });
 }
 
+#[cfg(test)]
+mod keyframe_tests;
 #[cfg(test)]
 mod tests;

@@ -66,7 +66,7 @@ fn run(decode: bool, recording: bool) -> (usize, usize) {
     demand.set_recording(recording);
     let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
     if decode {
-        key_only(&pad("parse"), demand);
+        key_only(&pad("parse"), &pad("dec"), demand);
     } else {
         // As in the pipeline: on the pane queue's input.
         let pane = p.by_name("pane").unwrap().static_pad("sink").unwrap();
@@ -155,7 +155,7 @@ fn moves_after_open(decode: bool) -> (Option<u64>, usize) {
     demand.set_recording(false);
     let pad = |n: &str| p.by_name(n).unwrap().static_pad("src").unwrap();
     if decode {
-        key_only(&pad("parse"), demand.clone());
+        key_only(&pad("parse"), &pad("dec"), demand.clone());
     } else {
         thin(
             &p.by_name("pane").unwrap().static_pad("sink").unwrap(),
