@@ -240,6 +240,42 @@ pub fn luma_means(path: &Path, per_second: u32) -> Vec<f64> {
         .collect()
 }
 
+/// Mean luma (0-255) of a JPEG picture (a console still), sampled at 160x90; None if
+/// ffmpeg cannot read it.
+pub fn jpeg_luma(jpeg: &[u8]) -> Option<f64> {
+    use std::io::Write;
+    let mut child = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "image2pipe",
+            "-c:v",
+            "mjpeg",
+            "-i",
+            "-",
+        ])
+        .args([
+            "-vf",
+            "scale=160:90",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    // Written, then waited for whatever the write gave (stdin closes as it drops).
+    let written = child.stdin.take().map(|mut i| i.write_all(jpeg).is_ok());
+    let out = child.wait_with_output().ok()?;
+    written.filter(|&ok| ok)?;
+    (out.status.success() && out.stdout.len() == 160 * 90)
+        .then(|| out.stdout.iter().map(|&v| v as u64).sum::<u64>() as f64 / out.stdout.len() as f64)
+}
+
 /// Where the pictures of `paths` (MPEG-TS segments, played one after the other) stand
 /// still for `min_s` or longer, by ffmpeg's `freezedetect`: (start, length) in seconds
 /// from the first picture, the length None for a stillness lasting to the end.
