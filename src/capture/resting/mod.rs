@@ -458,10 +458,9 @@ pub(super) fn hold_input(pad: &gst::Pad, demand: Arc<PictureDemand>, need: Need)
 ///
 /// Each keyframe let through while resting takes the delta frame after it along, its
 /// *companion*, whose picture is dropped as it leaves the decoder. A decoder may hold
-/// a picture until the next frame comes in: OpenH264 does so with every stream that
-/// is not Baseline (it waits to see whether a later frame is shown before it), so most
-/// cameras' substreams (Main or High) came out of it a whole keyframe interval late
-/// while resting. The preview stills were that far behind the room, a camera that had
+/// a picture until the next frame comes in: OpenH264 does so with Main and High
+/// streams (measured; a Baseline one comes out at once), so most cameras' substreams
+/// came out of it a whole keyframe interval late while resting. The preview stills were that far behind the room, a camera that had
 /// just connected showed its "signal lost" card until its second keyframe (a hearing
 /// opened meanwhile recorded the card in its pane), and each open first showed the
 /// picture from a keyframe interval before. The companion is the frame the keyframe
