@@ -189,6 +189,14 @@ pub fn make_video(path: &Path, seconds: u32, size: &str, fps: u32) {
     assert!(st.success());
 }
 
+/// ffmpeg's output for the luma readers: its pictures as raw grey frames on stdout.
+const GREY_OUT: [&str; 5] = ["-f", "rawvideo", "-pix_fmt", "gray", "-"];
+
+/// Mean luma (0-255) of one grey frame.
+fn mean_luma(frame: &[u8]) -> f64 {
+    frame.iter().map(|&v| v as u64).sum::<u64>() as f64 / frame.len().max(1) as f64
+}
+
 /// Mean and brightest luma (0-255) of the frame at `offset_s` into a file, sampled
 /// at 160x90: a dark card with white text has a low mean and a bright maximum.
 pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
@@ -197,17 +205,8 @@ pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
         .args(input_format(path))
         .arg("-i")
         .arg(path)
-        .args([
-            "-frames:v",
-            "1",
-            "-vf",
-            "scale=160:90",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
+        .args(["-frames:v", "1", "-vf", "scale=160:90"])
+        .args(GREY_OUT)
         .output()
         .expect("ffmpeg");
     assert_eq!(
@@ -216,9 +215,8 @@ pub fn luma_mean_max_at(path: &Path, offset_s: f64) -> (f64, u8) {
         "no frame at {offset_s} in {}",
         path.display()
     );
-    let sum: u64 = out.stdout.iter().map(|&v| v as u64).sum();
     let max = out.stdout.iter().copied().max().unwrap_or(0);
-    (sum as f64 / out.stdout.len() as f64, max)
+    (mean_luma(&out.stdout), max)
 }
 
 /// Mean luma (0-255) of each frame of a file, `per_second` frames a second, sampled
@@ -230,50 +228,26 @@ pub fn luma_means(path: &Path, per_second: u32) -> Vec<f64> {
         .arg("-i")
         .arg(path)
         .args(["-vf", &format!("fps={per_second},scale=160:90")])
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args(GREY_OUT)
         .output()
         .expect("ffmpeg");
     assert!(out.status.success(), "ffmpeg failed on {}", path.display());
-    out.stdout
-        .chunks_exact(160 * 90)
-        .map(|f| f.iter().map(|&v| v as u64).sum::<u64>() as f64 / f.len() as f64)
-        .collect()
+    out.stdout.chunks_exact(160 * 90).map(mean_luma).collect()
 }
 
 /// Mean luma (0-255) of a JPEG picture (a console still), sampled at 160x90; None if
 /// ffmpeg cannot read it.
 pub fn jpeg_luma(jpeg: &[u8]) -> Option<f64> {
-    use std::io::Write;
-    let mut child = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "image2pipe",
-            "-c:v",
-            "mjpeg",
-            "-i",
-            "-",
-        ])
-        .args([
-            "-vf",
-            "scale=160:90",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ffmpeg");
-    // Written, then waited for whatever the write gave (stdin closes as it drops).
-    let written = child.stdin.take().map(|mut i| i.write_all(jpeg).is_ok());
-    let out = child.wait_with_output().ok()?;
-    written.filter(|&ok| ok)?;
-    (out.status.success() && out.stdout.len() == 160 * 90)
-        .then(|| out.stdout.iter().map(|&v| v as u64).sum::<u64>() as f64 / out.stdout.len() as f64)
+    let file = tempfile::Builder::new().suffix(".jpg").tempfile().ok()?;
+    std::fs::write(file.path(), jpeg).ok()?;
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file.path())
+        .args(["-vf", "scale=160:90"])
+        .args(GREY_OUT)
+        .output()
+        .ok()?;
+    (out.status.success() && out.stdout.len() == 160 * 90).then(|| mean_luma(&out.stdout))
 }
 
 /// Where the pictures of `paths` (MPEG-TS segments, played one after the other) stand
