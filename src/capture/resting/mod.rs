@@ -50,7 +50,7 @@
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -407,7 +407,7 @@ where
 /// [`THIN_EVERY_NS`] of running time while the composite is not recorded.
 pub(super) fn thin(pad: &gst::Pad, demand: Arc<PictureDemand>) {
     // The window of the last picture let through (u64::MAX: none yet).
-    let last = std::sync::atomic::AtomicU64::new(u64::MAX);
+    let last = AtomicU64::new(u64::MAX);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if demand.composite_full() {
             last.store(u64::MAX, Ordering::Relaxed);
@@ -460,10 +460,11 @@ pub(super) fn hold_input(pad: &gst::Pad, demand: Arc<PictureDemand>, need: Need)
 /// *companion*, whose picture is dropped as it leaves the decoder. A decoder may hold
 /// a picture until the next frame comes in: OpenH264 does so with Main and High
 /// streams (measured; a Baseline one comes out at once), so most cameras' substreams
-/// came out of it a whole keyframe interval late while resting. The preview stills were that far behind the room, a camera that had
-/// just connected showed its "signal lost" card until its second keyframe (a hearing
-/// opened meanwhile recorded the card in its pane), and each open first showed the
-/// picture from a keyframe interval before. The companion is the frame the keyframe
+/// came out of it a whole keyframe interval late while resting. The preview stills
+/// were that far behind the room, a camera that had just connected showed its "signal
+/// lost" card until its second keyframe (a hearing opened meanwhile recorded the card
+/// in its pane), and each open first showed the picture from a keyframe interval
+/// before. The companion is the frame the keyframe
 /// would have been pushed out by at full rate, and decodes from the keyframe alone.
 pub(super) fn key_only(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<PictureDemand>) {
     // True from a dropped delta frame until the next keyframe passes.
@@ -471,7 +472,7 @@ pub(super) fn key_only(parsed: &gst::Pad, decoded: &gst::Pad, demand: Arc<Pictur
     // True from a keyframe let through while resting until its companion passes.
     let companion_due = AtomicBool::new(false);
     // The running time of the last companion let through (u64::MAX: none).
-    let companion = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let companion = Arc::new(AtomicU64::new(u64::MAX));
     let passed = companion.clone();
     parsed.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buf) = info.buffer() else {
