@@ -7,6 +7,7 @@ mod common;
 use common::livestream::*;
 use common::*;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn live(h: &Value) -> (bool, bool, bool) {
@@ -464,4 +465,127 @@ fn a_courtroom_without_a_livestream_records_and_refuses_approvals() {
     }
     let (code, text) = verify(&data.join("hearings").join(&id), &[]);
     assert_eq!(code, 0, "{text}");
+}
+
+/// A viewer's NACK is answered: the packet it names comes again, the same bytes. The
+/// relay encrypts and sends each viewer's packets itself (not through webrtc-rs's
+/// writer chain, whose NACK responder would have kept them), so it keeps the last
+/// video packets and resends from them. The viewer here turns off SRTP replay
+/// protection, so that a packet it did receive can be asked for and counted twice.
+#[test]
+fn a_video_packet_a_viewer_reports_lost_is_sent_again() {
+    use webrtc::api::APIBuilder;
+    use webrtc::api::media_engine::MediaEngine;
+    use webrtc::api::setting_engine::SettingEngine;
+    use webrtc::peer_connection::configuration::RTCConfiguration;
+    use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+    use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+    use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+    use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(&tmp.path().join("data"), None, "live-nack");
+    let clerk = d.login("clerk", "demo");
+    let judge = d.login("judge", "demo");
+    let id = public_hearing(&d, &clerk, "(2026)X0101民初905号", "livestream");
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/livestream"),
+        &judge,
+        None,
+    );
+    d.ok("POST", &format!("/api/v1/hearings/{id}/open"), &clerk, None);
+    let url = format!("{}/api/v1/hearings/{id}/whep", d.base);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut m = MediaEngine::default();
+        m.register_default_codecs().unwrap();
+        let mut s = SettingEngine::default();
+        s.set_include_loopback_candidate(true);
+        s.disable_srtp_replay_protection(true);
+        let api = APIBuilder::new()
+            .with_media_engine(m)
+            .with_setting_engine(s)
+            .build();
+        let pc = Arc::new(
+            api.new_peer_connection(RTCConfiguration::default())
+                .await
+                .unwrap(),
+        );
+        for kind in [RTPCodecType::Video, RTPCodecType::Audio] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .unwrap();
+        }
+        // Every video packet as it arrives: (SSRC, sequence number, payload).
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        pc.on_track(Box::new(move |track, _, _| {
+            let tx = tx.clone();
+            if track.kind() == RTPCodecType::Video {
+                tokio::spawn(async move {
+                    while let Ok((p, _)) = track.read_rtp().await {
+                        let _ = tx.send((p.header.ssrc, p.header.sequence_number, p.payload));
+                    }
+                });
+            }
+            Box::pin(async {})
+        }));
+        let offer = courtrec::live::watch::offer(&pc).await.unwrap();
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let answer = RTCSessionDescription::answer(r.text().await.unwrap()).unwrap();
+        pc.set_remote_description(answer).await.unwrap();
+        type Video = (u32, u16, bytes::Bytes);
+        async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Video>) -> Video {
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("video keeps coming")
+                .expect("the track reads")
+        }
+        // Some video first, then one packet named lost.
+        let mut first = Vec::new();
+        for _ in 0..40 {
+            first.push(next(&mut rx).await);
+        }
+        let (ssrc, lost, payload) = first[30].clone();
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair {
+                packet_id: lost,
+                lost_packets: 0,
+            }],
+        };
+        pc.write_rtcp(&[Box::new(nack)]).await.unwrap();
+        let mut again = None;
+        for _ in 0..2000 {
+            let (s, seq, p) = next(&mut rx).await;
+            if s == ssrc && seq == lost {
+                again = Some(p);
+                break;
+            }
+        }
+        assert_eq!(again, Some(payload), "packet {lost} sent again, unchanged");
+        pc.close().await.unwrap();
+    });
+    d.ok(
+        "POST",
+        &format!("/api/v1/hearings/{id}/close"),
+        &clerk,
+        None,
+    );
+    d.stop();
 }

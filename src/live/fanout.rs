@@ -5,13 +5,15 @@
 //! in, so the relay's thread wakes once per frame instead of once per packet.
 
 use super::Relay;
+use super::direct::{Scratch, Serve};
 use crate::capture::LiveFeed;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::broadcast;
 use webrtc::rtp::packet::Packet;
 use webrtc::track::track_local::TrackLocalWriter;
-use webrtc::util::Unmarshal;
+use webrtc::util::{Marshal, Unmarshal};
 
 /// A video frame's packets, or one audio packet: handed to the writer together.
 pub(super) type Burst = Arc<Vec<Packet>>;
@@ -53,8 +55,8 @@ impl LiveFeed for Relay {
 }
 
 impl Relay {
-    /// Starts writing the capture's packets to the shared tracks, each packet once
-    /// for all viewers, for the daemon's life.
+    /// Starts sending the capture's packets to every viewer, each packet marshalled
+    /// once for all of them, for the daemon's life.
     pub fn start(self: &Arc<Self>) {
         match self.runtime() {
             Ok(rt) => {
@@ -72,21 +74,44 @@ impl Relay {
         );
     }
 
-    /// Writes track `i`'s bursts (0 video, 1 audio) to every viewer.
+    /// Writes track `i`'s bursts (0 video, 1 audio) to every viewer: marshalled once,
+    /// then a viewer at a time, all of the burst (see `direct`).
     async fn writer(self: Arc<Self>, i: usize, mut rx: broadcast::Receiver<Burst>) {
-        let track = if i == 0 {
-            &self.video_track
-        } else {
-            &self.audio_track
-        };
+        let mut scratch = Scratch::default();
         loop {
             match rx.recv().await {
                 Ok(burst) => {
+                    let plain: Vec<(u16, Bytes)> = burst
+                        .iter()
+                        .filter_map(|p| Some((p.header.sequence_number, p.marshal().ok()?)))
+                        .collect();
+                    if i == 0 {
+                        self.history.keep(&plain);
+                    }
+                    let plain: Vec<Bytes> = plain.into_iter().map(|(_, b)| b).collect();
+                    let viewers: Vec<_> = self.viewers.lock().map_or(Vec::new(), |v| {
+                        v.values()
+                            .map(|x| (x.serve.clone(), x.tracks[i].clone()))
+                            .collect()
+                    });
+                    let now = std::time::Instant::now();
+                    for (serve, track) in viewers {
+                        match serve {
+                            Serve::Direct(d) => d.send(i, &plain, now, &mut scratch).await,
+                            Serve::Track => {
+                                for p in burst.iter() {
+                                    // An error is a connection closing: its state
+                                    // handler removes it.
+                                    if track.track().write_rtp(p).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                            Serve::Pending => {}
+                        }
+                    }
                     let (packets, bytes) = &self.sent[i];
                     for p in burst.iter() {
-                        // An error names connections that are closing; the state
-                        // handler removes them. The other viewers were still sent it.
-                        let _ = track.write_rtp(p).await;
                         packets.fetch_add(1, Ordering::Relaxed);
                         bytes.fetch_add(p.payload.len() as u64, Ordering::Relaxed);
                     }

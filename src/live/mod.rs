@@ -2,11 +2,13 @@
 //! `pipelines/public.gst`), its RTP packets parsed once and fanned out to every WHEP
 //! viewer's WebRTC connection. Never an encoder per viewer.
 //!
-//! One video and one audio track are shared by every viewer's connection (the webrtc
-//! crate binds a local track to many connections); one task per track writes each
-//! packet once (a video frame at a time: `fanout`), and the track encrypts it for
-//! each viewer in turn. That costs one task wake per video frame or audio packet
-//! instead of one per packet per viewer.
+//! One task per track takes the capture's packets (a video frame at a time:
+//! `fanout`), marshals each once, and sends it to every viewer in turn: encrypted with
+//! that viewer's SRTP context and written on its ICE candidate pair by the relay itself,
+//! a frame's packets in one UDP GSO send (`direct`, `udp`). webrtc-rs negotiates each
+//! connection (each has its own tracks, whose binding gives its SSRC and payload
+//! type), runs ICE, DTLS and RTCP; its own per-packet writer chain is only the
+//! fallback for a connection the direct path cannot serve.
 //!
 //! All of it runs on its own single-threaded runtime (thread `courtrec-live`): the
 //! viewers' connections, their internal tasks and the writers. Spread over the
@@ -20,15 +22,18 @@
 //! channel (a lagging writer skips, never blocks the recording), and a viewer that
 //! stops answering is dropped once ICE declares its connection failed.
 
+mod direct;
 mod fanout;
 mod negotiate;
 mod policy;
 mod reports;
 pub mod rtmp;
 mod stack;
+mod udp;
 pub mod watch;
 pub mod whip;
 
+use direct::{Serve, Tracks, new_tracks};
 use negotiate::{gather, whip_offer};
 pub use policy::enforce;
 pub use reports::{capture_clock_report, ntp_to_unix_ns};
@@ -40,20 +45,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use webrtc::api::API;
-use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
-use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
 /// Bursts (a video frame's packets, or one audio packet) buffered between the
 /// capture and each writer task before it skips (over 10 s of either: only a
@@ -81,6 +82,10 @@ struct Viewer {
     /// Video and audio senders, with what the relay had sent before this viewer
     /// joined (packets, payload bytes): its sender reports count from there.
     senders: [(Arc<RTCRtpSender>, (u64, u64)); 2],
+    /// Its own video and audio tracks.
+    tracks: Tracks,
+    /// How its packets go, decided once it is connected.
+    serve: Serve,
 }
 
 /// Asks the capture for a keyframe of the public stream.
@@ -107,9 +112,8 @@ pub struct Relay {
     audio: broadcast::Sender<fanout::Burst>,
     /// The video frame the capture is handing over, until its last packet.
     frame: Mutex<Vec<Packet>>,
-    /// The tracks every viewer's connection sends (see the module doc).
-    video_track: Arc<TrackLocalStaticRTP>,
-    audio_track: Arc<TrackLocalStaticRTP>,
+    /// The last video packets, for viewers' NACKs (`direct`).
+    history: direct::History,
     viewers: Mutex<HashMap<String, Viewer>>,
     limits: Limits,
     ice_servers: Vec<String>,
@@ -163,30 +167,7 @@ impl Relay {
             video: broadcast::channel(FANOUT_BURSTS).0,
             audio: broadcast::channel(FANOUT_BURSTS).0,
             frame: Mutex::new(Vec::new()),
-            video_track: Arc::new(TrackLocalStaticRTP::new(
-                RTCRtpCodecCapability {
-                    mime_type: MIME_TYPE_H264.to_owned(),
-                    clock_rate: 90000,
-                    channels: 0,
-                    sdp_fmtp_line:
-                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                            .to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                "video".to_owned(),
-                "courtrec".to_owned(),
-            )),
-            audio_track: Arc::new(TrackLocalStaticRTP::new(
-                RTCRtpCodecCapability {
-                    mime_type: MIME_TYPE_OPUS.to_owned(),
-                    clock_rate: 48000,
-                    channels: 2,
-                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                "audio".to_owned(),
-                "courtrec".to_owned(),
-            )),
+            history: direct::History::default(),
             viewers: Mutex::new(HashMap::new()),
             limits,
             ice_servers,
@@ -327,7 +308,7 @@ impl Relay {
         }
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| Error::new(ErrorKind::BadRequest, format!("not an SDP offer: {e}")))?;
-        let (pc, senders) = self.sender_connection(false).await?;
+        let (pc, senders, tracks) = self.sender_connection(false).await?;
         let close = |pc: Arc<RTCPeerConnection>| async move {
             let _ = pc.close().await;
         };
@@ -355,16 +336,17 @@ impl Relay {
                 return Err(e);
             }
         };
-        let id = self.register(hearing_id, Audience::Public, remote, pc, senders);
+        let id = self.register(hearing_id, Audience::Public, remote, pc, senders, tracks);
         Ok((id, local))
     }
 
-    /// A connection sending the shared tracks, not yet negotiated: `sendonly` when we
-    /// make the offer (WHIP), plain tracks when we answer a viewer's (WHEP).
+    /// A connection with new tracks of the public stream, not yet negotiated:
+    /// `sendonly` when we make the offer (WHIP), plain tracks when we answer a
+    /// viewer's (WHEP).
     async fn sender_connection(
         &self,
         sendonly: bool,
-    ) -> Result<(Arc<RTCPeerConnection>, [Arc<RTCRtpSender>; 2])> {
+    ) -> Result<(Arc<RTCPeerConnection>, [Arc<RTCRtpSender>; 2], Tracks)> {
         let werr =
             |what: &str, e: webrtc::Error| Error::new(ErrorKind::Internal, format!("{what}: {e}"));
         let cfg = RTCConfiguration {
@@ -384,8 +366,9 @@ impl Relay {
                 .await
                 .map_err(|e| werr("peer connection", e))?,
         );
+        let tracks = new_tracks();
         let mut senders = Vec::new();
-        for track in [&self.video_track, &self.audio_track] {
+        for track in &tracks {
             let track = track.clone() as Arc<dyn TrackLocal + Send + Sync>;
             let sender = if sendonly {
                 match pc
@@ -416,7 +399,7 @@ impl Relay {
             let _ = pc.close().await;
             return Err(Error::new(ErrorKind::Internal, "no track senders"));
         };
-        Ok((pc, [vsender, asender]))
+        Ok((pc, [vsender, asender], tracks))
     }
 
     /// Keeps a negotiated connection: its RTCP is read (a picture-loss report asks
@@ -429,6 +412,7 @@ impl Relay {
         remote: &str,
         pc: Arc<RTCPeerConnection>,
         [vsender, asender]: [Arc<RTCRtpSender>; 2],
+        tracks: Tracks,
     ) -> String {
         let id = hex::encode(rand::random::<[u8; 12]>());
         if let Ok(mut v) = self.viewers.lock() {
@@ -448,32 +432,29 @@ impl Relay {
                             (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
                         )
                     }),
+                    tracks: tracks.clone(),
+                    serve: Serve::Pending,
                 },
             );
         }
-        // Audio RTCP is only read (for the interceptors); a picture-loss report on
-        // video asks the encoder for a keyframe. (Reading RTCP also feeds the NACK
-        // responder.)
+        // Audio RTCP is only read (for the interceptors); on video, a picture-loss
+        // report asks the encoder for a keyframe and a NACK is answered (`direct`).
         tokio::spawn(async move { while asender.read_rtcp().await.is_ok() {} });
-        let keyframe = self.keyframe.clone();
-        tokio::spawn(async move {
-            while let Ok((pkts, _)) = vsender.read_rtcp().await {
-                if pkts
-                    .iter()
-                    .any(|p| p.as_any().downcast_ref::<PictureLossIndication>().is_some())
-                {
-                    keyframe();
-                }
-            }
-        });
+        tokio::spawn(Relay::read_video_rtcp(
+            Arc::downgrade(self),
+            id.clone(),
+            vsender.clone(),
+        ));
         // A connected viewer needs a keyframe to start its picture (what was sent
         // before its encryption was ready never reached it); a viewer whose
         // connection fails is forgotten.
         let relay = Arc::downgrade(self);
         let sid = id.clone();
+        let (vs, tr) = (vsender.clone(), tracks.clone());
         pc.on_peer_connection_state_change(Box::new(move |st| {
             let relay = relay.clone();
             let sid = sid.clone();
+            let (vsender, tracks) = (vs.clone(), tr.clone());
             Box::pin(async move {
                 let Some(r) = relay.upgrade() else { return };
                 match st {
@@ -485,7 +466,14 @@ impl Relay {
                     {
                         r.remove(&sid).await;
                     }
-                    RTCPeerConnectionState::Connected => (r.keyframe)(),
+                    // Its own task: the handler runs inside webrtc-rs's state
+                    // change, whose locks the direct path's setup takes too.
+                    RTCPeerConnectionState::Connected => {
+                        tokio::spawn(async move {
+                            r.go_direct(&sid, &vsender, &tracks).await;
+                            (r.keyframe)();
+                        });
+                    }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         r.remove(&sid).await;
                     }
@@ -493,6 +481,12 @@ impl Relay {
                 }
             })
         }));
+        // A connection that came up before the handler was set (a WHIP push whose
+        // answer connected at once) is served all the same.
+        if pc.connection_state() == RTCPeerConnectionState::Connected {
+            let (relay, sid) = (self.clone(), id.clone());
+            tokio::spawn(async move { relay.go_direct(&sid, &vsender, &tracks).await });
+        }
         (self.keyframe)();
         id
     }
@@ -514,10 +508,17 @@ impl Relay {
             token.map(str::to_string),
         );
         self.on_live_thread(async move {
-            let (pc, senders) = me.sender_connection(true).await?;
+            let (pc, senders, tracks) = me.sender_connection(true).await?;
             match whip_offer(&pc, &url, token.as_deref()).await {
                 Ok(location) => Ok((
-                    me.register(&hearing_id, Audience::Platform, "platform", pc, senders),
+                    me.register(
+                        &hearing_id,
+                        Audience::Platform,
+                        "platform",
+                        pc,
+                        senders,
+                        tracks,
+                    ),
                     location,
                 )),
                 Err(e) => {

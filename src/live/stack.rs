@@ -18,11 +18,12 @@ const VIEWER_FAILED_AFTER: std::time::Duration = std::time::Duration::from_secs(
 /// of the public stream (~90 packets/s), far longer than any retransmission is still
 /// useful for live viewing. The webrtc crate's default (8192) costs about 1 MB per
 /// viewer for nothing.
-const NACK_LOG2_PACKETS: u8 = 9;
+pub(super) const NACK_LOG2_PACKETS: u8 = 9;
 
 /// The WebRTC stack every viewer's connection is made from: built once, so a viewer
 /// costs only its own connection. Send-only viewers need one interceptor: the NACK
-/// responder (retransmission). Sender reports come from `Relay::sender_reports`, on
+/// responder (retransmission), for a connection the relay's direct path cannot serve
+/// (`direct` answers NACKs itself). Sender reports come from `Relay::sender_reports`, on
 /// the capture clock. The default set's NACK generator, receiver reports and
 /// transport-wide congestion feedback serve incoming media, which there is none of,
 /// yet each adds work to every packet sent.

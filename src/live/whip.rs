@@ -1,6 +1,6 @@
 //! Publishing the public stream to a platform over WHIP (RFC 9725): the court's own
 //! SFU or a livestream service that ingests WebRTC. The platform is one more
-//! connection bound to the relay's shared tracks (`Relay::publish_whip`): the same
+//! connection of the relay, served like a viewer (`Relay::publish_whip`): the same
 //! H.264 and Opus packets the viewers get, no second encoding.
 //!
 //! It publishes while a hearing is streamed, ends the session with a DELETE when
