@@ -184,7 +184,8 @@ pub(super) struct Direct {
     /// Only the relay's thread locks it, never across an await.
     srtp: Mutex<Context>,
     agent: Arc<Agent>,
-    /// Where its packets go, read again every `ROUTE_FRESH`.
+    /// Where its packets go, read again every `ROUTE_FRESH`. Only the relay's thread
+    /// locks it, never across an await.
     route: Mutex<Option<Route>>,
 }
 
@@ -266,32 +267,31 @@ impl Direct {
         }))
     }
 
-    /// The route as of `now`: read again from webrtc-rs when older than
-    /// `ROUTE_FRESH` (None while ICE has no selected pair).
-    fn route(&self, now: Instant) -> Option<(Option<Dest>, [bool; 2])> {
-        let mut route = self.route.lock().ok()?;
+    /// Reads the route again from webrtc-rs when older than `ROUTE_FRESH` (None while
+    /// ICE has no selected pair).
+    fn refresh(&self, route: &mut Option<Route>, now: Instant) {
         if route
             .as_ref()
-            .is_none_or(|r| now.saturating_duration_since(r.read_at) >= ROUTE_FRESH)
+            .is_some_and(|r| now.saturating_duration_since(r.read_at) < ROUTE_FRESH)
         {
-            *route = self.agent.get_selected_candidate_pair().map(|pair| {
-                let socket = pair
-                    .local
-                    .get_conn()
-                    .and_then(|c| c.as_any().downcast_ref::<tokio::net::UdpSocket>())
-                    .map(|s| (s.as_raw_fd(), pair.remote.addr()));
-                // What webrtc-rs's own writes record: ICE sends no keepalive while
-                // packets go out.
-                pair.local.seen(true);
-                Route {
-                    socket,
-                    paused: [0, 1].map(|i| (self.bindings[i].paused)()),
-                    read_at: now,
-                    pair,
-                }
-            });
+            return;
         }
-        route.as_ref().map(|r| (r.socket, r.paused))
+        *route = self.agent.get_selected_candidate_pair().map(|pair| {
+            let socket = pair
+                .local
+                .get_conn()
+                .and_then(|c| c.as_any().downcast_ref::<tokio::net::UdpSocket>())
+                .map(|s| (s.as_raw_fd(), pair.remote.addr()));
+            // What webrtc-rs's own writes record: ICE sends no keepalive while
+            // packets go out.
+            pair.local.seen(true);
+            Route {
+                socket,
+                paused: [0, 1].map(|i| (self.bindings[i].paused)()),
+                read_at: now,
+                pair,
+            }
+        });
     }
 
     /// Sends track `i`'s marshalled packets (0 video, 1 audio) at `now`. Stops at
@@ -304,30 +304,28 @@ impl Direct {
         now: Instant,
         scratch: &mut Scratch,
     ) {
-        let Some((socket, paused)) = self.route(now) else {
-            return;
+        let pair = {
+            // Held while the socket is written: the route keeps the socket open.
+            let Ok(mut route) = self.route.lock() else {
+                return;
+            };
+            self.refresh(&mut route, now);
+            let Some(r) = route.as_ref() else { return };
+            if r.paused[i] {
+                return;
+            }
+            let b = &self.bindings[i];
+            let Scratch { plain, encrypted } = &mut *scratch;
+            encrypted.clear();
+            encrypted.extend(packets.iter().map_while(|p| self.encrypt(b, p, plain)));
+            // A host or server-reflexive candidate's socket takes the burst in one go.
+            if let Some((fd, dst)) = r.socket {
+                let _ = udp::send_burst(fd, dst, encrypted);
+                return;
+            }
+            r.pair.clone()
         };
-        if paused[i] {
-            return;
-        }
-        let b = &self.bindings[i];
-        let Scratch { plain, encrypted } = scratch;
-        encrypted.clear();
-        encrypted.extend(packets.iter().map_while(|p| self.encrypt(b, p, plain)));
-        // A host or server-reflexive candidate's socket takes the burst in one go.
-        if let Some((fd, dst)) = socket {
-            let _ = udp::send_burst(fd, dst, encrypted);
-            return;
-        }
-        let Some(pair) = self
-            .route
-            .lock()
-            .ok()
-            .and_then(|r| Some(r.as_ref()?.pair.clone()))
-        else {
-            return;
-        };
-        for p in encrypted.iter() {
+        for p in scratch.encrypted.iter() {
             if pair.local.write_to(p, &*pair.remote).await.is_err() {
                 return;
             }
