@@ -384,9 +384,7 @@ impl Relay {
                 .await;
         }
     }
-}
 
-impl Relay {
     /// Decides how session `sid`'s packets go, once it is connected: the direct path
     /// if it can serve it, webrtc-rs's tracks otherwise. Until then it is sent
     /// nothing (it could not decrypt it yet, and asks for a keyframe next), so one
