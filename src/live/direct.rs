@@ -27,7 +27,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -187,6 +187,9 @@ pub(super) struct Direct {
     /// Where its packets go, read again every `ROUTE_FRESH`. Only the relay's thread
     /// locks it, never across an await.
     route: Mutex<Option<Route>>,
+    /// A send to this viewer failed for a reason other than a full buffer, and was
+    /// logged: the next failures are not (one line per viewer, not one per frame).
+    failed: AtomicBool,
 }
 
 /// How often a direct viewer's route (ICE's selected pair, its socket, the senders'
@@ -264,6 +267,7 @@ impl Direct {
             srtp: Mutex::new(srtp),
             agent,
             route: Mutex::new(None),
+            failed: AtomicBool::new(false),
         }))
     }
 
@@ -320,15 +324,29 @@ impl Direct {
             encrypted.extend(packets.iter().map_while(|p| self.encrypt(b, p, plain)));
             // A host or server-reflexive candidate's socket takes the burst in one go.
             if let Some((fd, dst)) = r.socket {
-                let _ = udp::send_burst(fd, dst, encrypted);
+                // A full buffer drops the rest of the frame (see `udp`); anything
+                // else means this viewer gets no picture, which court IT must see.
+                if let Err(udp::Unsent::Failed(e)) = udp::send_burst(fd, dst, encrypted) {
+                    self.failed_once(&e);
+                }
                 return;
             }
             r.pair.clone()
         };
         for p in scratch.encrypted.iter() {
-            if pair.local.write_to(p, &*pair.remote).await.is_err() {
+            if let Err(e) = pair.local.write_to(p, &*pair.remote).await {
+                self.failed_once(&e);
                 return;
             }
+        }
+    }
+
+    /// Logs the first failed send (or encryption) for this viewer.
+    fn failed_once(&self, e: &dyn std::fmt::Display) {
+        if !self.failed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "livestream: packets to a viewer cannot be sent ({e}); it sees no picture"
+            );
         }
     }
 
@@ -343,7 +361,13 @@ impl Direct {
         scratch[1] = (scratch[1] & 0x80) | (b.payload_type & 0x7f);
         scratch[8..12].copy_from_slice(&b.ssrc.to_be_bytes());
         let mut srtp = self.srtp.lock().ok()?;
-        srtp.encrypt_rtp(scratch).ok()
+        match srtp.encrypt_rtp(scratch) {
+            Ok(encrypted) => Some(encrypted),
+            Err(e) => {
+                self.failed_once(&e);
+                None
+            }
+        }
     }
 }
 
