@@ -6,8 +6,9 @@
 //! connection), each with its own lock and allocation: about 40 % of the relay's
 //! thread at 100 viewers (docs/benchmarks.md). Here a packet is marshalled once for
 //! all viewers; for each viewer its SSRC and payload type are written into a copy,
-//! the copy is encrypted with the viewer's own SRTP context and written on the ICE
-//! agent's selected candidate pair, as webrtc-rs itself would.
+//! the copy is encrypted in place with the viewer's own SRTP context (a third patch,
+//! to webrtc-srtp), the viewer's packets lie one after another in one reused buffer,
+//! and go out on the ICE agent's selected candidate pair, as webrtc-rs's would.
 //!
 //! webrtc-rs still negotiates the connection, runs ICE, DTLS and RTCP, and sends what
 //! we do not: each viewer's `ViewerTrack` is bound like any track (its binding gives
@@ -217,11 +218,14 @@ struct Route {
     read_at: Instant,
 }
 
-/// Buffers a writer reuses from burst to burst.
+/// Buffers a writer reuses from burst to burst (no allocation per viewer).
 #[derive(Default)]
 pub(super) struct Scratch {
-    plain: Vec<u8>,
-    encrypted: Vec<Bytes>,
+    /// A viewer's share of a burst: its packets encrypted, one after another (as a
+    /// GSO send wants them).
+    out: Vec<u8>,
+    /// The length of each packet in `out`.
+    lens: Vec<usize>,
 }
 
 impl Direct {
@@ -318,22 +322,23 @@ impl Direct {
             if r.paused[i] {
                 return;
             }
-            let b = &self.bindings[i];
-            let Scratch { plain, encrypted } = &mut *scratch;
-            encrypted.clear();
-            encrypted.extend(packets.iter().map_while(|p| self.encrypt(b, p, plain)));
+            let Scratch { out, lens } = &mut *scratch;
+            self.encrypt(&self.bindings[i], packets, out, lens);
             // A host or server-reflexive candidate's socket takes the burst in one go.
             if let Some((fd, dst)) = r.socket {
                 // A full buffer drops the rest of the frame (see `udp`); anything
                 // else means this viewer gets no picture, which court IT must see.
-                if let Err(udp::Unsent::Failed(e)) = udp::send_burst(fd, dst, encrypted) {
+                if let Err(udp::Unsent::Failed(e)) = udp::send_burst(fd, dst, out, lens) {
                     self.failed_once(&e);
                 }
                 return;
             }
             r.pair.clone()
         };
-        for p in scratch.encrypted.iter() {
+        let mut at = 0;
+        for &n in &scratch.lens {
+            let p = &scratch.out[at..at + n];
+            at += n;
             if let Err(e) = pair.local.write_to(p, &*pair.remote).await {
                 self.failed_once(&e);
                 return;
@@ -350,23 +355,31 @@ impl Direct {
         }
     }
 
-    /// The packet with this connection's SSRC and payload type, encrypted.
-    fn encrypt(&self, b: &Binding, plain: &[u8], scratch: &mut Vec<u8>) -> Option<Bytes> {
-        // An RTP header is 12 bytes at least (`Packet::marshal` wrote it).
-        if plain.len() < 12 {
-            return None;
-        }
-        scratch.clear();
-        scratch.extend_from_slice(plain);
-        scratch[1] = (scratch[1] & 0x80) | (b.payload_type & 0x7f);
-        scratch[8..12].copy_from_slice(&b.ssrc.to_be_bytes());
-        let mut srtp = self.srtp.lock().ok()?;
-        match srtp.encrypt_rtp(scratch) {
-            Ok(encrypted) => Some(encrypted),
-            Err(e) => {
-                self.failed_once(&e);
-                None
+    /// Lays `packets` in `out` with this connection's SSRC and payload type, each
+    /// encrypted in place, and their lengths in `lens`. Stops at the first that fails
+    /// (too short to be RTP, or the SRTP context refuses it): the packets after it
+    /// would reach the viewer out of order anyway.
+    fn encrypt(&self, b: &Binding, packets: &[Bytes], out: &mut Vec<u8>, lens: &mut Vec<usize>) {
+        out.clear();
+        lens.clear();
+        let Ok(mut srtp) = self.srtp.lock() else {
+            return;
+        };
+        for plain in packets {
+            // An RTP header is 12 bytes at least (`Packet::marshal` wrote it).
+            if plain.len() < 12 {
+                return;
             }
+            let start = out.len();
+            out.extend_from_slice(plain);
+            out[start + 1] = (plain[1] & 0x80) | (b.payload_type & 0x7f);
+            out[start + 8..start + 12].copy_from_slice(&b.ssrc.to_be_bytes());
+            if let Err(e) = srtp.encrypt_rtp_in_place(out, start) {
+                out.truncate(start);
+                self.failed_once(&e);
+                return;
+            }
+            lens.push(out.len() - start);
         }
     }
 }

@@ -7,7 +7,6 @@
 //! for that viewer (a NACK may ask for it again), as a UDP send would lose it on the
 //! way anyway; nothing a viewer does holds up the others.
 
-use bytes::Bytes;
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
 use std::io::IoSlice;
@@ -34,20 +33,32 @@ pub(super) enum Unsent {
     Failed(Errno),
 }
 
-/// Sends `packets` (each a whole datagram) from the UDP socket `fd` to `dst`, in
-/// order.
-pub(super) fn send_burst(fd: RawFd, dst: SocketAddr, packets: &[Bytes]) -> Result<(), Unsent> {
+/// Sends a viewer's packets from the UDP socket `fd` to `dst`, in order: `data`
+/// holds them one after another, `lens` their lengths (each a whole datagram).
+pub(super) fn send_burst(
+    fd: RawFd,
+    dst: SocketAddr,
+    data: &[u8],
+    lens: &[usize],
+) -> Result<(), Unsent> {
     let addr = SockaddrStorage::from(dst);
-    let mut i = 0;
-    while i < packets.len() {
+    let (mut i, mut at) = (0, 0);
+    while i < lens.len() {
         let n = if GSO_OFF.load(Ordering::Relaxed) {
             1
         } else {
-            gso_run(&packets[i..])
+            gso_run(&lens[i..])
         };
-        let run = &packets[i..i + n];
-        match send(fd, &addr, run) {
-            Ok(()) => i += n,
+        let run_bytes: usize = lens[i..i + n].iter().sum();
+        // Lengths that overrun the data are the caller's bug: nothing more is sent.
+        let Some(run) = data.get(at..at + run_bytes) else {
+            return Err(Unsent::Failed(Errno::EINVAL));
+        };
+        match send(fd, &addr, run, lens[i], n > 1) {
+            Ok(()) => {
+                i += n;
+                at += run_bytes;
+            }
             Err(Errno::EAGAIN | Errno::ENOBUFS) => return Err(Unsent::Full),
             // A kernel without UDP GSO (EINVAL, ENOPROTOOPT) or a device that
             // cannot take it (EIO): one by one from now on, this run included.
@@ -64,16 +75,16 @@ pub(super) fn send_burst(fd: RawFd, dst: SocketAddr, packets: &[Bytes]) -> Resul
     Ok(())
 }
 
-/// How many of `packets`, from the first, one GSO send can carry: those of the
-/// first's size, then at most one shorter (GSO cuts at the first's size).
-fn gso_run(packets: &[Bytes]) -> usize {
-    let Some(size) = packets.first().map(Bytes::len) else {
+/// How many packets of these lengths, from the first, one GSO send can carry: those
+/// of the first's size, then at most one shorter (GSO cuts at the first's size).
+fn gso_run(lens: &[usize]) -> usize {
+    let Some(&size) = lens.first() else {
         return 0;
     };
     let mut n = 1;
     let mut bytes = size;
-    while n < packets.len() && n < GSO_MAX_SEGMENTS {
-        let next = packets[n].len();
+    while n < lens.len() && n < GSO_MAX_SEGMENTS {
+        let next = lens[n];
         if next > size || bytes + next > GSO_MAX_BYTES {
             break;
         }
@@ -86,18 +97,20 @@ fn gso_run(packets: &[Bytes]) -> usize {
     n
 }
 
-/// One `sendmsg`: a single datagram, or several cut at the first one's size (GSO).
-fn send(fd: RawFd, addr: &SockaddrStorage, run: &[Bytes]) -> nix::Result<()> {
-    // On the stack: no allocation per send.
-    let mut iov = [IoSlice::new(&[]); GSO_MAX_SEGMENTS];
-    for (slot, p) in iov.iter_mut().zip(run) {
-        *slot = IoSlice::new(p);
-    }
-    let iov = &iov[..run.len().min(GSO_MAX_SEGMENTS)];
-    let segment = u16::try_from(run[0].len()).map_err(|_| Errno::EMSGSIZE)?;
-    let gso = [ControlMessage::UdpGsoSegments(&segment)];
-    let cmsgs: &[ControlMessage] = if run.len() > 1 { &gso } else { &[] };
-    sendmsg(fd, iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(addr)).map(|_| ())
+/// One `sendmsg` of `run`, packets laid one after another: a single datagram, or
+/// (`gso`) several cut every `segment_bytes` by the kernel.
+fn send(
+    fd: RawFd,
+    addr: &SockaddrStorage,
+    run: &[u8],
+    segment_bytes: usize,
+    gso: bool,
+) -> nix::Result<()> {
+    let iov = [IoSlice::new(run)];
+    let segment = u16::try_from(segment_bytes).map_err(|_| Errno::EMSGSIZE)?;
+    let cmsg = [ControlMessage::UdpGsoSegments(&segment)];
+    let cmsgs: &[ControlMessage] = if gso { &cmsg } else { &[] };
+    sendmsg(fd, &iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(addr)).map(|_| ())
 }
 
 #[cfg(test)]
@@ -106,23 +119,16 @@ mod tests {
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
 
-    fn sized(lens: &[usize]) -> Vec<Bytes> {
-        lens.iter()
-            .enumerate()
-            .map(|(i, &n)| Bytes::from(vec![i as u8; n]))
-            .collect()
-    }
-
     #[test]
     fn a_gso_run_takes_equal_packets_and_one_shorter() {
-        assert_eq!(gso_run(&sized(&[1200, 1200, 1200, 500, 1200])), 4);
-        assert_eq!(gso_run(&sized(&[1200, 1200, 1300])), 2);
-        assert_eq!(gso_run(&sized(&[500, 500, 500])), 3);
-        assert_eq!(gso_run(&sized(&[100])), 1);
+        assert_eq!(gso_run(&[1200, 1200, 1200, 500, 1200]), 4);
+        assert_eq!(gso_run(&[1200, 1200, 1300]), 2);
+        assert_eq!(gso_run(&[500, 500, 500]), 3);
+        assert_eq!(gso_run(&[100]), 1);
         assert_eq!(gso_run(&[]), 0);
-        assert_eq!(gso_run(&sized(&[10; 100])), GSO_MAX_SEGMENTS);
+        assert_eq!(gso_run(&[10; 100]), GSO_MAX_SEGMENTS);
         // 65,000 bytes at most in one send.
-        assert_eq!(gso_run(&sized(&[1400; 60])), 46);
+        assert_eq!(gso_run(&[1400; 60]), 46);
     }
 
     #[test]
@@ -131,8 +137,13 @@ mod tests {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         // A frame (three full packets and a short last), an audio packet, another frame.
         let lens = [1200, 1200, 1200, 300, 160, 1200, 1200, 40];
-        let packets = sized(&lens);
-        send_burst(tx.as_raw_fd(), rx.local_addr().unwrap(), &packets).unwrap();
+        let packets: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![i as u8; n])
+            .collect();
+        let data = packets.concat();
+        send_burst(tx.as_raw_fd(), rx.local_addr().unwrap(), &data, &lens).unwrap();
         rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let mut buf = [0u8; 2000];
