@@ -319,7 +319,9 @@ fn a_viewer_that_stops_reading_is_dropped_without_slowing_the_others() {
         // Never a stall while the other viewer froze and was dropped.
         assert!(v["max_video_gap_ms"].as_f64().unwrap() < 2000.0, "{v}");
     }
-    assert!(r["latency_ms"]["p95"].as_f64().unwrap() < 1500.0, "{r}");
+    // Measured (-1 when no sender report arrived to map capture time) and low.
+    let p95 = r["latency_ms"]["p95"].as_f64().unwrap();
+    assert!((0.0..1500.0).contains(&p95), "{r}");
     // The recording saw nothing of it.
     assert!(
         !alarm_keys(&d, &clerk)

@@ -80,6 +80,11 @@ impl ViewerTrack {
         &self.inner
     }
 
+    /// The SSRC the connection bound this track to (None before it is bound).
+    pub(super) fn ssrc(&self) -> Option<u32> {
+        self.binding.lock().ok()?.as_ref().map(|b| b.ssrc)
+    }
+
     fn binding(&self) -> Option<Binding> {
         self.binding.lock().ok()?.clone()
     }

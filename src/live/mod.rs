@@ -79,9 +79,9 @@ struct Viewer {
     remote: String,
     since: std::time::Instant,
     pc: Arc<RTCPeerConnection>,
-    /// Video and audio senders, with what the relay had sent before this viewer
-    /// joined (packets, payload bytes): its sender reports count from there.
-    senders: [(Arc<RTCRtpSender>, (u64, u64)); 2],
+    /// What the relay had sent of video and audio before this viewer joined
+    /// (packets, payload bytes): its sender reports count from there.
+    sent_before: [(u64, u64); 2],
     /// Its own video and audio tracks.
     tracks: Tracks,
     /// How its packets go, decided once it is connected.
@@ -424,14 +424,10 @@ impl Relay {
                     remote: remote.to_string(),
                     since: std::time::Instant::now(),
                     pc: pc.clone(),
-                    senders: [0, 1].map(|i| {
-                        let sender = if i == 0 { &vsender } else { &asender };
-                        let (p, b) = &self.sent[i];
-                        (
-                            sender.clone(),
-                            (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed)),
-                        )
-                    }),
+                    sent_before: self
+                        .sent
+                        .each_ref()
+                        .map(|(p, b)| (p.load(Ordering::Relaxed), b.load(Ordering::Relaxed))),
                     tracks: tracks.clone(),
                     serve: Serve::Pending,
                 },

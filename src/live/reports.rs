@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::rtcp::sender_report::SenderReport;
-use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 
 /// How often each viewer gets a sender report per track (RFC 3550 suggests 5 s at
 /// most; browsers start lip sync at the first one).
@@ -48,12 +47,20 @@ impl Relay {
         let mut tick = tokio::time::interval(SENDER_REPORT_INTERVAL);
         loop {
             tick.tick().await;
-            type Senders = [(Arc<RTCRtpSender>, (u64, u64)); 2];
-            let viewers: Vec<(Arc<RTCPeerConnection>, Senders)> =
+            // Each track's SSRC as the connection bound it (what webrtc-rs's
+            // `get_parameters` would give, without copying the codec parameters).
+            type Streams = [(Option<u32>, (u64, u64)); 2];
+            let viewers: Vec<(Arc<RTCPeerConnection>, Streams)> =
                 self.viewers.lock().map_or(Vec::new(), |v| {
                     v.values()
                         .filter(|v| v.pc.connection_state() == RTCPeerConnectionState::Connected)
-                        .map(|v| (v.pc.clone(), v.senders.clone()))
+                        .map(|v| {
+                            let ssrc = |i: usize| v.tracks[i].ssrc();
+                            (
+                                v.pc.clone(),
+                                [(ssrc(0), v.sent_before[0]), (ssrc(1), v.sent_before[1])],
+                            )
+                        })
                         .collect()
                 });
             if viewers.is_empty() {
@@ -70,19 +77,11 @@ impl Relay {
                     self.sent[i].1.load(Ordering::Relaxed),
                 )
             });
-            for (pc, senders) in viewers {
+            for (pc, streams) in viewers {
                 let mut reports: Vec<Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>> =
                     Vec::new();
-                for (i, (sender, (p0, b0))) in senders.iter().enumerate() {
-                    let Some(ssrc) = sender
-                        .get_parameters()
-                        .await
-                        .encodings
-                        .first()
-                        .map(|e| e.ssrc)
-                    else {
-                        continue;
-                    };
+                for (i, (ssrc, (p0, b0))) in streams.iter().enumerate() {
+                    let Some(ssrc) = *ssrc else { continue };
                     let (ntp_time, rtp_time) =
                         capture_clock_report(running_ns, unix_ns, CLOCK_RATES[i]);
                     reports.push(Box::new(SenderReport {
