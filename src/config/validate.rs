@@ -6,6 +6,10 @@ use super::{CameraKind, Config, ConfigError, UserRole, is_safe_id, line_of, pipe
 use std::path::Path;
 use toml::Spanned;
 
+/// A test camera's pattern may move at most this far a frame (a wider jump is no longer
+/// seen as motion, and a typo such as 6400 would be taken silently).
+const MAX_SCROLL_PX_PER_FRAME: u32 = 64;
+
 /// Every error in `cfg` (empty: valid). Resolves relative paths against `base` as it
 /// goes, since a file's existence is checked where the daemon will look for it.
 pub(super) fn validate(
@@ -200,6 +204,17 @@ pub(super) fn validate(
                 ),
             ));
         }
+        if c.scroll_px_per_frame.unsigned_abs() > MAX_SCROLL_PX_PER_FRAME
+            || (c.kind != CameraKind::Test && c.scroll_px_per_frame != 0)
+        {
+            errors.push(fail(
+                at,
+                format!(
+                    "camera '{}' field `scroll_px_per_frame`: {} is not allowed (test cameras only, -{MAX_SCROLL_PX_PER_FRAME} to {MAX_SCROLL_PX_PER_FRAME})",
+                    c.id, c.scroll_px_per_frame
+                ),
+            ));
+        }
         match c.kind {
             CameraKind::Test => {}
             CameraKind::Rtsp => {
@@ -347,6 +362,33 @@ mod tests {
         // `parse` gives the first of them.
         let first = Config::parse("room.toml", text, None).unwrap_err();
         assert_eq!(first.to_string(), said[0]);
+    }
+
+    #[test]
+    fn a_scrolling_pattern_is_for_test_cameras_and_bounded() {
+        let room = |cam: &str| {
+            format!(
+                "[courtroom]\nid = \"r1\"\nname = \"R\"\n[[camera]]\nid = \"c1\"\nrole = \"judge\"\n{cam}\n\
+                 [[microphone]]\nid = \"m1\"\nkind = \"test\"\nrole = \"judge\"\n"
+            )
+        };
+        let ok = Config::parse(
+            "room.toml",
+            &room("kind = \"test\"\npattern = \"smpte75\"\nscroll_px_per_frame = -2"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(ok.cameras[0].get_ref().scroll_px_per_frame, -2);
+        for bad in [
+            "kind = \"test\"\nscroll_px_per_frame = 6400",
+            "kind = \"rtsp\"\nurl = \"rtsp://cam/1\"\nscroll_px_per_frame = 2",
+        ] {
+            let e = Config::parse("room.toml", &room(bad), None).unwrap_err();
+            assert!(
+                e.msg.contains("scroll_px_per_frame") && e.line == 4,
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
